@@ -1,0 +1,1 @@
+"""Model artifacts: export to ONNX, cards, registry, training (the `train` extra)."""

@@ -1,0 +1,145 @@
+"""The `nonsite` command line.
+
+Failures a user can fix (a missing file, a model that is not a detector, bad arguments)
+end with a one-line reason on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nonsite import __version__
+
+logger = logging.getLogger("nonsite")
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nonsite", description="Computer vision for non-site enforcement.")
+    parser.add_argument("--version", action="version", version=f"nonsite {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    detect = sub.add_parser("detect", help="detect objects in an image, a folder of images or a video")
+    detect.add_argument("source", type=Path, help="image file, folder of images, or video file")
+    detect.add_argument("--model", type=Path, required=True, help="ONNX detection model")
+    detect.add_argument(
+        "--backend",
+        choices=("auto", "onnx_yolo", "yolo_fastestv2"),
+        default="auto",
+        help="detector backend; auto reads the model's metadata (default: auto)",
+    )
+    detect.add_argument("--names", type=Path, help="class names file (one a line) for a model that carries none")
+    detect.add_argument("--out", type=Path, help="output folder (default: var/detect/<source name>)")
+    detect.add_argument("--conf", type=_unit_interval, default=0.25, help="minimum score (default: 0.25)")
+    detect.add_argument("--iou", type=_unit_interval, default=0.45, help="NMS IoU threshold (default: 0.45)")
+    detect.add_argument("--batch", type=_positive_int, default=4, help="frames per model run (default: 4)")
+    detect.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads, 0 = one per core")
+    detect.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default: auto)"
+    )
+    detect.add_argument("--no-annotate", action="store_true", help="write detections.jsonl only")
+    detect.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _detector_config(args: argparse.Namespace) -> dict[str, object]:
+    from vision.detectors.onnx import sniff_backend
+
+    backend = sniff_backend(args.model) if args.backend == "auto" else args.backend
+    providers = {
+        "auto": ["auto"],
+        "cpu": ["CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    }[args.device]
+    config: dict[str, object] = {
+        "type": backend,
+        "path": args.model,
+        "conf": args.conf,
+        "iou": args.iou,
+        "providers": providers,
+        "intra_op_threads": args.threads,
+        "max_batch": args.batch,
+    }
+    if args.names is not None:
+        if backend == "yolo_fastestv2":
+            config["names_file"] = args.names
+        else:
+            if not args.names.is_file():
+                raise FileNotFoundError(f"names file {args.names} does not exist")
+            config["names"] = [n.strip() for n in args.names.read_text().splitlines() if n.strip()]
+    return config
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from nonsite.detect import run_detect
+    from pipelines.sources import FileSource
+    from vision.detectors import create_detector
+
+    source = FileSource(args.source)
+    detector = create_detector(_detector_config(args))
+    out = args.out or Path("var") / "detect" / (args.source.stem or "source")
+    report = run_detect(
+        source,
+        detector,
+        out,
+        batch=args.batch,
+        annotate_output=not args.no_annotate,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    fps = report.frames / report.seconds if report.seconds else 0.0
+    found = ", ".join(f"{name} {count}" for name, count in report.per_class.most_common()) or "nothing"
+    print(f"{report.frames} frames in {report.seconds:.1f} s ({fps:.1f} frames/s) with {detector.info.path.name}")
+    print(f"found: {found}")
+    if report.skipped:
+        print(f"skipped {report.skipped} unreadable frames")
+    for path in report.outputs[:3]:
+        print(f"wrote {path}")
+    if len(report.outputs) > 3:
+        print(f"wrote {len(report.outputs) - 3} more files to {out}")
+    return 0
+
+
+COMMANDS = {"detect": cmd_detect}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from pipelines.sources import SourceError
+    from vision.errors import VisionError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (SourceError, VisionError, FileNotFoundError) as e:
+        print(f"nonsite {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"nonsite {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sources, camera workers, tasks: everything that moves frames and findings around."""

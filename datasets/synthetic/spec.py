@@ -1,0 +1,287 @@
+"""What a synthetic scene holds: `SceneSpec`, its actors and distractors, presets, sampler.
+
+A spec is a frozen pydantic model (extra keys are errors), so it serializes into the
+truth file beside a video and a scene can be rebuilt from it exactly: the same spec
+always renders the same frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from enum import StrEnum
+from typing import Any, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_CLASSES: tuple[str, ...] = (
+    "smoke",
+    "stall",
+    "umbrella",
+    "goods",
+    "person",
+    "vehicle",
+    "scaffolding",
+    "machinery",
+)
+"""Detection classes of synthetic truth, in YOLO class-id order."""
+
+
+class ActorKind(StrEnum):
+    """Things that get ground truth; the value is the class name in `SYNTHETIC_CLASSES`."""
+
+    SMOKE = "smoke"
+    STALL = "stall"
+    UMBRELLA = "umbrella"
+    GOODS = "goods"
+    PERSON = "person"
+    VEHICLE = "vehicle"
+    SCAFFOLDING = "scaffolding"
+    MACHINERY = "machinery"
+
+    @property
+    def class_id(self) -> int:
+        return SYNTHETIC_CLASSES.index(self.value)
+
+
+class EventKind(StrEnum):
+    """What a violation event is about (matches the engine's rule families)."""
+
+    FUME = "fume"
+    OCCUPATION = "occupation"
+    CONSTRUCTION = "construction"
+
+
+EVENT_KIND_OF: dict[ActorKind, EventKind] = {
+    ActorKind.SMOKE: EventKind.FUME,
+    ActorKind.STALL: EventKind.OCCUPATION,
+    ActorKind.UMBRELLA: EventKind.OCCUPATION,
+    ActorKind.GOODS: EventKind.OCCUPATION,
+    ActorKind.SCAFFOLDING: EventKind.CONSTRUCTION,
+    ActorKind.MACHINERY: EventKind.CONSTRUCTION,
+}
+"""Actors that make an event; persons and vehicles pass by and make none."""
+
+STAYING_KINDS: frozenset[ActorKind] = frozenset(EVENT_KIND_OF) - {ActorKind.SMOKE}
+
+
+class DistractorKind(StrEnum):
+    """Things that change pixels but must never be labelled."""
+
+    STEAM = "steam"  # white, fast-dissipating puffs near a vent
+    FOG = "fog"  # global haze
+    CLOUDS = "clouds"  # clouds drifting across the sky
+    RAIN = "rain"  # rain streaks
+    LIGHTING_DRIFT = "lighting_drift"  # gradual brightness change
+    LIGHTING_SWITCH = "lighting_switch"  # sudden brightness step
+    NIGHT = "night"  # dark scene, lit windows and street lamps
+    NOISE = "noise"  # sensor noise
+    JPEG = "jpeg"  # compression artefacts
+    FLAG = "flag"  # a waving flag on a building
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActorSpec(_Model):
+    """One kind of actor in a scene and how many of it."""
+
+    kind: ActorKind = Field(description="What the actor is; also its class name")
+    count: int = Field(default=1, ge=1, le=30, description="How many independent actors of this kind")
+    appear_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "Seconds from the start when a staying object (stall, umbrella, goods, scaffolding, "
+            "machinery) appears or a plume starts; None draws it from the seed in the scene's first half. "
+            "Must be None for person and vehicle"
+        ),
+    )
+    parks: bool = Field(default=False, description="Vehicle only: one of the cars drives in and parks at the kerb")
+
+    @model_validator(mode="after")
+    def _check_kind_options(self) -> Self:
+        if self.appear_s is not None and self.kind in (ActorKind.PERSON, ActorKind.VEHICLE):
+            raise ValueError(f"appear_s applies to staying objects and smoke, but got appear_s for {self.kind.value}")
+        if self.parks and self.kind is not ActorKind.VEHICLE:
+            raise ValueError(f"parks applies to vehicle only, but got parks=True for {self.kind.value}")
+        return self
+
+
+class SceneSpec(_Model):
+    """A fixed-camera street scene: size, timing, seed, actors and distractors."""
+
+    name: str = Field(default="custom", min_length=1, max_length=64, description="Preset name or a label for the scene")
+    width: int = Field(default=640, ge=160, le=3840, description="Frame width in pixels")
+    height: int = Field(default=360, ge=90, le=2160, description="Frame height in pixels")
+    fps: float = Field(default=15.0, gt=0.0, le=60.0, description="Frames per second")
+    duration_s: float = Field(default=8.0, gt=0.0, le=600.0, description="Length of the scene in seconds")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of every random choice; same spec, same frames")
+    actors: tuple[ActorSpec, ...] = Field(default=(), max_length=16, description="Actors that get ground truth")
+    distractors: tuple[DistractorKind, ...] = Field(
+        default=(), max_length=len(DistractorKind), description="Effects that change pixels but are never labelled"
+    )
+    noise_sigma: float = Field(
+        default=4.0, ge=0.0, le=40.0, description="Std of sensor noise in grey levels (with NOISE)"
+    )
+    jpeg_quality: int = Field(default=30, ge=5, le=95, description="JPEG quality of compression artefacts (with JPEG)")
+
+    @field_validator("distractors")
+    @classmethod
+    def _no_duplicate_distractors(cls, value: tuple[DistractorKind, ...]) -> tuple[DistractorKind, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"distractors must not repeat, but got {[d.value for d in value]}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> Self:
+        if self.frame_count < 1:
+            raise ValueError(f"fps * duration_s must give at least one frame, but got {self.fps} * {self.duration_s}")
+        for actor in self.actors:
+            if actor.appear_s is not None and actor.appear_s >= self.duration_s:
+                raise ValueError(
+                    f"{actor.kind.value}.appear_s must be < duration_s={self.duration_s}, but got {actor.appear_s}"
+                )
+        return self
+
+    @property
+    def frame_count(self) -> int:
+        return round(self.fps * self.duration_s)
+
+    @property
+    def has_events(self) -> bool:
+        return any(a.kind in EVENT_KIND_OF for a in self.actors)
+
+    # Presets: each takes the seed and any other SceneSpec field as a keyword override.
+
+    @classmethod
+    def restaurant_street(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
+        """A plume rises from a restaurant's exhaust vent while people and cars pass."""
+        base: dict[str, Any] = {
+            "name": "restaurant_street",
+            "seed": seed,
+            "actors": (
+                ActorSpec(kind=ActorKind.SMOKE, appear_s=0.0),
+                ActorSpec(kind=ActorKind.PERSON, count=3),
+                ActorSpec(kind=ActorKind.VEHICLE, count=1),
+            ),
+            "distractors": (DistractorKind.CLOUDS, DistractorKind.NOISE),
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
+    def sidewalk_stall(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
+        """A vendor stall appears on the sidewalk and stays while people pass."""
+        base: dict[str, Any] = {
+            "name": "sidewalk_stall",
+            "seed": seed,
+            "actors": (
+                ActorSpec(kind=ActorKind.STALL, appear_s=1.0),
+                ActorSpec(kind=ActorKind.PERSON, count=4),
+                ActorSpec(kind=ActorKind.VEHICLE, count=1),
+            ),
+            "distractors": (DistractorKind.NOISE,),
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
+    def construction_site(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
+        """Scaffolding goes up on a building front, with an excavator beside it."""
+        base: dict[str, Any] = {
+            "name": "construction_site",
+            "seed": seed,
+            "actors": (
+                ActorSpec(kind=ActorKind.SCAFFOLDING, appear_s=0.5),
+                ActorSpec(kind=ActorKind.MACHINERY, appear_s=0.0),
+                ActorSpec(kind=ActorKind.PERSON, count=2),
+            ),
+            "distractors": (DistractorKind.CLOUDS, DistractorKind.NOISE),
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
+    def distractor_only(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
+        """Steam, fog, clouds, rain, lighting changes and a flag: nothing to label, no events."""
+        base: dict[str, Any] = {
+            "name": "distractor_only",
+            "seed": seed,
+            "actors": (),
+            "distractors": (
+                DistractorKind.STEAM,
+                DistractorKind.FOG,
+                DistractorKind.CLOUDS,
+                DistractorKind.RAIN,
+                DistractorKind.LIGHTING_DRIFT,
+                DistractorKind.LIGHTING_SWITCH,
+                DistractorKind.FLAG,
+                DistractorKind.NOISE,
+                DistractorKind.JPEG,
+            ),
+        }
+        return cls(**(base | overrides))
+
+
+PRESETS: dict[str, Any] = {
+    "restaurant_street": SceneSpec.restaurant_street,
+    "sidewalk_stall": SceneSpec.sidewalk_stall,
+    "construction_site": SceneSpec.construction_site,
+    "distractor_only": SceneSpec.distractor_only,
+}
+"""Preset constructors by name; each is called as `PRESETS[name](seed, **overrides)`."""
+
+
+def sample_scene_spec(
+    seed: int,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: float = 15.0,
+    duration_s: float = 8.0,
+) -> SceneSpec:
+    """A random scene for `seed`: a random mix of actors and distractors (for datasets).
+
+    About one scene in ten is distractor-only, so a detector sees hard negatives.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, but got {seed}")
+    rng = np.random.default_rng([seed, 0x5CE7E])
+    actors: list[ActorSpec] = []
+    if rng.random() >= 0.1:
+        staying = [ActorKind.SMOKE, ActorKind.STALL, ActorKind.UMBRELLA, ActorKind.GOODS]
+        staying += [ActorKind.SCAFFOLDING, ActorKind.MACHINERY]
+        n_staying = int(rng.integers(1, 4))
+        for kind in rng.choice(np.array(staying, dtype=object), size=n_staying, replace=False):
+            count = 1 if kind in (ActorKind.SMOKE, ActorKind.SCAFFOLDING) else int(rng.integers(1, 3))
+            appear = float(rng.uniform(0.0, 0.4 * duration_s)) if rng.random() < 0.7 else 0.0
+            actors.append(ActorSpec(kind=ActorKind(kind), count=count, appear_s=math.floor(appear * 100) / 100))
+        if rng.random() < 0.9:
+            actors.append(ActorSpec(kind=ActorKind.PERSON, count=int(rng.integers(1, 7))))
+        if rng.random() < 0.75:
+            actors.append(
+                ActorSpec(kind=ActorKind.VEHICLE, count=int(rng.integers(1, 4)), parks=bool(rng.random() < 0.3))
+            )
+    optional = [d for d in DistractorKind if d not in (DistractorKind.NOISE, DistractorKind.NIGHT)]
+    chosen = [DistractorKind(d) for d in optional if rng.random() < 0.25]
+    if rng.random() < 0.15:
+        chosen.append(DistractorKind.NIGHT)
+    if rng.random() < 0.7:
+        chosen.append(DistractorKind.NOISE)
+    if not actors and not chosen:
+        chosen.append(DistractorKind.STEAM)
+    return SceneSpec(
+        name="sampled",
+        width=width,
+        height=height,
+        fps=fps,
+        duration_s=duration_s,
+        seed=seed,
+        actors=tuple(actors),
+        distractors=tuple(chosen),
+        noise_sigma=float(np.round(rng.uniform(1.5, 7.0), 2)),
+        jpeg_quality=int(rng.integers(15, 60)),
+    )

@@ -19,9 +19,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXACT: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False}
 #: Pixel kernels, where reassociation is harmless and vectorisation pays.
 FAST: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": True}
+#: Pixel kernels split over numba's thread pool (`numba.prange`).
+PARALLEL: dict[str, Any] = {**FAST, "parallel": True}
 
 if os.environ.get("NONSITE_NUMBA_NO_CACHE"):
-    EXACT["cache"] = FAST["cache"] = False
+    EXACT["cache"] = FAST["cache"] = PARALLEL["cache"] = False
 
 
 def njit(**options: Any) -> Callable[[F], F]:

@@ -9,12 +9,14 @@ exactly as ultralytics maps them.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numba
 import numpy as np
 
-from vision._jit import FAST, njit
+from vision._jit import FAST, PARALLEL, njit
 
 #: ultralytics' grey padding value
 PAD_VALUE = 114
@@ -34,14 +36,25 @@ class LetterboxGeometry:
     left: int
 
     @classmethod
-    def letterbox(cls, src_hw: tuple[int, int], dst_hw: tuple[int, int], *, scaleup: bool = True) -> LetterboxGeometry:
-        """Keep the aspect ratio, centre the image, pad the rest (ultralytics' rounding)."""
+    def letterbox(
+        cls, src_hw: tuple[int, int], dst_hw: tuple[int, int], *, scaleup: bool = True, stride: int | None = None
+    ) -> LetterboxGeometry:
+        """Keep the aspect ratio, centre the image, pad the rest (ultralytics' rounding).
+
+        With `stride`, the image is scaled to fit `dst_hw` but padded only up to the next
+        multiple of `stride` on each side: the smallest input a dynamic-size model accepts.
+        """
         (src_h, src_w), (dst_h, dst_w) = src_hw, dst_hw
         _check_sizes(src_hw, dst_hw)
         r = min(dst_h / src_h, dst_w / src_w)
         if not scaleup:
             r = min(r, 1.0)
         new_w, new_h = max(round(src_w * r), 1), max(round(src_h * r), 1)
+        if stride is not None:
+            if stride < 1:
+                raise ValueError(f"stride must be >= 1, but got {stride}")
+            dst_h = new_h + (dst_h - new_h) % stride
+            dst_w = new_w + (dst_w - new_w) % stride
         top = round((dst_h - new_h) / 2 - 0.1)
         left = round((dst_w - new_w) / 2 - 0.1)
         return cls(src_h, src_w, dst_h, dst_w, new_h, new_w, top, left)
@@ -86,6 +99,62 @@ def _sampling_table(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 @njit(**FAST)
+def _letterbox_row(
+    src: np.ndarray,
+    out: np.ndarray,
+    y: int,
+    top: int,
+    left: int,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    wx: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+    wy: np.ndarray,
+    pad: float,
+    rgb: bool,
+) -> None:
+    dst_w = out.shape[2]
+    new_h, new_w = y0.shape[0], x0.shape[0]
+    inv = np.float32(1.0 / 255.0)
+    padv = np.float32(pad)
+    # output plane of each BGR input channel
+    p0, p1, p2 = (2, 1, 0) if rgb else (0, 1, 2)
+    yy = y - top
+    if yy < 0 or yy >= new_h:
+        for c in range(3):
+            for x in range(dst_w):
+                out[c, y, x] = padv
+        return
+    for c in range(3):
+        for x in range(left):
+            out[c, y, x] = padv
+        for x in range(left + new_w, dst_w):
+            out[c, y, x] = padv
+    r0 = src[y0[yy]]
+    b = wy[yy]
+    if b == 0.0:
+        for xx in range(new_w):
+            a = wx[xx]
+            i, j = x0[xx], x1[xx]
+            x = left + xx
+            out[p0, y, x] = (r0[i, 0] + a * (np.float32(r0[j, 0]) - r0[i, 0])) * inv
+            out[p1, y, x] = (r0[i, 1] + a * (np.float32(r0[j, 1]) - r0[i, 1])) * inv
+            out[p2, y, x] = (r0[i, 2] + a * (np.float32(r0[j, 2]) - r0[i, 2])) * inv
+    else:
+        r1 = src[y1[yy]]
+        for xx in range(new_w):
+            a = wx[xx]
+            i, j = x0[xx], x1[xx]
+            x = left + xx
+            for c in range(3):
+                top_v = r0[i, c] + a * (np.float32(r0[j, c]) - r0[i, c])
+                bot_v = r1[i, c] + a * (np.float32(r1[j, c]) - r1[i, c])
+                plane = p0 if c == 0 else (p1 if c == 1 else p2)
+                out[plane, y, x] = (top_v + b * (bot_v - top_v)) * inv
+
+
+@njit(**FAST)
 def _letterbox_kernel(
     src: np.ndarray,
     out: np.ndarray,
@@ -100,56 +169,49 @@ def _letterbox_kernel(
     pad: float,
     rgb: bool,
 ) -> None:
-    dst_h, dst_w = out.shape[1], out.shape[2]
-    new_h, new_w = y0.shape[0], x0.shape[0]
-    inv = np.float32(1.0 / 255.0)
-    padv = np.float32(pad)
-    # output plane of each BGR input channel
-    p0, p1, p2 = (2, 1, 0) if rgb else (0, 1, 2)
-    for y in range(dst_h):
-        yy = y - top
-        if yy < 0 or yy >= new_h:
-            for c in range(3):
-                for x in range(dst_w):
-                    out[c, y, x] = padv
-            continue
-        for c in range(3):
-            for x in range(left):
-                out[c, y, x] = padv
-            for x in range(left + new_w, dst_w):
-                out[c, y, x] = padv
-        r0 = src[y0[yy]]
-        b = wy[yy]
-        if b == 0.0:
-            for xx in range(new_w):
-                a = wx[xx]
-                i, j = x0[xx], x1[xx]
-                x = left + xx
-                out[p0, y, x] = (r0[i, 0] + a * (np.float32(r0[j, 0]) - r0[i, 0])) * inv
-                out[p1, y, x] = (r0[i, 1] + a * (np.float32(r0[j, 1]) - r0[i, 1])) * inv
-                out[p2, y, x] = (r0[i, 2] + a * (np.float32(r0[j, 2]) - r0[i, 2])) * inv
-        else:
-            r1 = src[y1[yy]]
-            for xx in range(new_w):
-                a = wx[xx]
-                i, j = x0[xx], x1[xx]
-                x = left + xx
-                for c in range(3):
-                    top_v = r0[i, c] + a * (np.float32(r0[j, c]) - r0[i, c])
-                    bot_v = r1[i, c] + a * (np.float32(r1[j, c]) - r1[i, c])
-                    plane = p0 if c == 0 else (p1 if c == 1 else p2)
-                    out[plane, y, x] = (top_v + b * (bot_v - top_v)) * inv
+    for y in range(out.shape[1]):
+        _letterbox_row(src, out, y, top, left, x0, x1, wx, y0, y1, wy, pad, rgb)
+
+
+@njit(**PARALLEL)
+def _letterbox_kernel_parallel(
+    src: np.ndarray,
+    out: np.ndarray,
+    top: int,
+    left: int,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    wx: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+    wy: np.ndarray,
+    pad: float,
+    rgb: bool,
+) -> None:
+    for y in numba.prange(out.shape[1]):
+        _letterbox_row(src, out, y, top, left, x0, x1, wx, y0, y1, wy, pad, rgb)
+
+
+# numba's default threading layer must not be entered from two threads at once; a caller
+# that finds it busy does its rows alone instead of waiting
+_parallel_gate = threading.Lock()
 
 
 def letterbox_into(
-    image: np.ndarray, out: np.ndarray, geometry: LetterboxGeometry | None = None, *, rgb: bool = True
+    image: np.ndarray,
+    out: np.ndarray,
+    geometry: LetterboxGeometry | None = None,
+    *,
+    rgb: bool = True,
+    threads: int = 1,
 ) -> LetterboxGeometry:
     """Write `image` (H×W×3 uint8 BGR) into `out` (3×h×w float32 in [0, 1], RGB unless `rgb=False`).
 
     `out` is usually one slot of a detector's preallocated batch tensor. Without a
     `geometry` the image is letterboxed to `out`'s size; pass `LetterboxGeometry.stretch`
     for models trained on stretched inputs. Returns the geometry used, which maps boxes
-    back to the source (`vision.postprocess.boxes_to_source`).
+    back to the source (`vision.postprocess.boxes_to_source`). `threads` > 1 splits the rows
+    over numba's thread pool, for a detector that has the cores to itself between runs.
     """
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
@@ -172,5 +234,15 @@ def letterbox_into(
         image = np.ascontiguousarray(image)
     x0, x1, wx = _sampling_table(geometry.src_w, geometry.new_w)
     y0, y1, wy = _sampling_table(geometry.src_h, geometry.new_h)
-    _letterbox_kernel(image, out, geometry.top, geometry.left, x0, x1, wx, y0, y1, wy, PAD_VALUE / 255.0, rgb)
+    args = (image, out, geometry.top, geometry.left, x0, x1, wx, y0, y1, wy, PAD_VALUE / 255.0, rgb)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, but got {threads}")
+    if threads > 1 and _parallel_gate.acquire(blocking=False):
+        try:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+            _letterbox_kernel_parallel(*args)
+        finally:
+            _parallel_gate.release()
+    else:
+        _letterbox_kernel(*args)
     return geometry

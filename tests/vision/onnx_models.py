@@ -20,13 +20,15 @@ def constant_head_model(
     metadata: dict[str, str] | None = None,
     input_hw: tuple[int, int] = (64, 64),
     dynamic_batch: bool = True,
+    dynamic_hw: bool = False,
     batch_dim: int = 1,
     input_type: int = TensorProto.FLOAT,
 ) -> Path:
     """Write a model whose output is `raw` (one image's head output) for every image in the batch."""
     raw = raw.astype(np.float32)
     batch: str | int = "batch" if dynamic_batch else batch_dim
-    x = helper.make_tensor_value_info("images", input_type, [batch, 3, *input_hw])
+    hw: list[str | int] = ["height", "width"] if dynamic_hw else list(input_hw)
+    x = helper.make_tensor_value_info("images", input_type, [batch, 3, *hw])
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, *raw.shape])
     nodes = []
     source = "images"

@@ -53,6 +53,20 @@ def test_a_batch_of_different_sizes_equals_one_by_one(yolo_model):
     assert together == alone
 
 
+def test_dynamic_size_models_get_the_smallest_stride_rectangle(tmp_path):
+    raw = yolo_head([[32, 16, 16, 8]], [[0.9, 0.0, 0.0]])
+    path = constant_head_model(
+        tmp_path / "dyn.onnx", raw, metadata=ultralytics_metadata(NAMES, stride="32"), dynamic_hw=True
+    )
+    image = np.zeros((128, 256, 3), np.uint8)
+    rect = create_detector({"type": "onnx_yolo", "path": path}).detect_one(image)
+    # 128×256 scales by 1/4 to 32×64, which is already a multiple of 32: no padding at all
+    assert rect.xyxy[0] == pytest.approx([24 * 4, 12 * 4, 40 * 4, 20 * 4])
+    square = create_detector({"type": "onnx_yolo", "path": path, "rect": False}).detect_one(image)
+    # the full 64×64 square puts 16 rows of padding on top
+    assert square.xyxy[0] == pytest.approx([24 * 4, 0, 40 * 4, (20 - 16) * 4])
+
+
 def test_end_to_end_head_skips_nms(tmp_path):
     raw = np.zeros((10, 6), np.float32)
     raw[0] = [10, 10, 20, 20, 0.9, 1]

@@ -92,3 +92,27 @@ def test_accepts_non_contiguous_images():
     letterbox_into(image[:, ::2], out_a)
     letterbox_into(np.ascontiguousarray(image[:, ::2]), out_b)
     assert np.array_equal(out_a, out_b)
+
+
+@pytest.mark.train
+@pytest.mark.parametrize("src", [(1080, 1920), (432, 768), (533, 800), (100, 37), (640, 640), (1, 3000)])
+def test_stride_letterbox_matches_ultralytics_minimum_rectangle(src):
+    from ultralytics.data.augment import LetterBox
+
+    expected = LetterBox(640, auto=True, stride=32)(image=np.full((*src, 3), 255, np.uint8))
+    content = np.argwhere(expected[..., 0] == 255)
+    g = LetterboxGeometry.letterbox(src, (640, 640), stride=32)
+    assert (g.dst_h, g.dst_w) == expected.shape[:2]
+    assert (g.top, g.left) == tuple(content.min(axis=0))
+    assert (g.new_h, g.new_w) == tuple(content.max(axis=0) - content.min(axis=0) + 1)
+
+
+def test_threaded_letterbox_writes_the_same_tensor():
+    image = np.random.default_rng(3).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    serial, threaded = np.empty((3, 384, 640), np.float32), np.empty((3, 384, 640), np.float32)
+    g = LetterboxGeometry.letterbox((1080, 1920), (640, 640), stride=32)
+    letterbox_into(image, serial, g)
+    letterbox_into(image, threaded, g, threads=2)
+    assert np.array_equal(serial, threaded)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        letterbox_into(image, serial, g, threads=0)

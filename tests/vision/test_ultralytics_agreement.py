@@ -24,12 +24,10 @@ CONF, IOU = 0.5, 0.45
 
 
 @pytest.fixture(scope="module")
-def seeded_yolov8n(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def seeded_model(tmp_path_factory: pytest.TempPathFactory):
     os.environ["YOLO_OFFLINE"] = "1"
     import torch
     from ultralytics import YOLO
-
-    from models.export import export_onnx
 
     torch.manual_seed(0)
     model = YOLO("yolov8n.yaml")
@@ -44,7 +42,23 @@ def seeded_yolov8n(tmp_path_factory: pytest.TempPathFactory) -> Path:
             branch[-1].bias.fill_(-4.0)
         for branch in head.cv2:  # box distances: vary them around the anchor
             branch[-1].weight.mul_(20.0)
-    return export_onnx(model, tmp_path_factory.mktemp("models") / "seeded_yolov8n.onnx", dynamic=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def seeded_yolov8n(seeded_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Static 640×640 input: both pipelines letterbox to the full square."""
+    from models.export import export_onnx
+
+    return export_onnx(seeded_model, tmp_path_factory.mktemp("models") / "static.onnx", dynamic=False)
+
+
+@pytest.fixture(scope="module")
+def seeded_yolov8n_dynamic(seeded_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Dynamic input size: both pipelines letterbox to the smallest stride-multiple rectangle."""
+    from models.export import export_onnx
+
+    return export_onnx(seeded_model, tmp_path_factory.mktemp("models") / "dynamic.onnx", dynamic=True)
 
 
 def images_under(folder: Path, count: int, square: bool) -> list[Path]:
@@ -84,15 +98,17 @@ def test_identical_detections_when_no_resize_is_needed(seeded_yolov8n, shared_da
     assert total > 200  # the model must actually produce detections for this to mean anything
 
 
-def test_same_detections_as_ultralytics_on_resized_real_images(seeded_yolov8n, shared_data):
+@pytest.mark.parametrize("model", ["seeded_yolov8n", "seeded_yolov8n_dynamic"])
+def test_same_detections_as_ultralytics_on_resized_real_images(model, shared_data, request):
     """Images that need resizing: nonsite's bilinear resize computes in float where OpenCV rounds to
     whole levels (both within 1/255 of the exact value), so this deliberately over-sensitive model
     sees slightly different inputs; almost every detection must still have a twin within 1 px.
     """
     from ultralytics import YOLO
 
-    reference = YOLO(str(seeded_yolov8n), task="detect")
-    detector = create_detector({"type": "onnx_yolo", "path": seeded_yolov8n, "conf": CONF, "iou": IOU})
+    model_path = request.getfixturevalue(model)
+    reference = YOLO(str(model_path), task="detect")
+    detector = create_detector({"type": "onnx_yolo", "path": model_path, "conf": CONF, "iou": IOU})
     paths = images_under(shared_data / "construction/excavators/images", 8, square=False)
     paths += images_under(shared_data / "smoke/wildfire_urban_valid/images", 4, square=False)
     paths.append(shared_data / "construction/pictor_sample/image_from_china_1.jpg")

@@ -50,6 +50,18 @@ class _OnnxConfig(_Strict):
         0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per core)."
     )
     max_batch: int = Field(8, ge=1, le=256, description="Most frames sent to the model in one run.")
+    preprocess_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Threads each frame's letterbox is split over; worth it when the detector has the cores "
+        "to itself between runs (then match intra_op_threads).",
+    )
+    spin_threads: bool = Field(
+        True,
+        description="Let ONNX Runtime's idle threads spin for the next run: lowest latency for one model per "
+        "process; turn off when several detectors share the cores.",
+    )
 
 
 class OnnxYoloConfig(_OnnxConfig):
@@ -58,6 +70,12 @@ class OnnxYoloConfig(_OnnxConfig):
     type: Literal["onnx_yolo"] = "onnx_yolo"
     names: tuple[str, ...] | None = Field(
         None, description="Class names, only for a model whose metadata carries none."
+    )
+    rect: bool = Field(
+        True,
+        description="For models exported with a dynamic input size: letterbox a batch of same-size frames to "
+        "the smallest rectangle with sides a multiple of the stride, as ultralytics' predict does, instead of "
+        "the full square. Fewer pixels to run, same objects found.",
     )
 
 

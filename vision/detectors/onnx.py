@@ -27,11 +27,13 @@ from vision.detectors.base import (
 )
 from vision.errors import BackendUnavailableError, InferenceError, ModelLoadError, ProviderFallbackError
 from vision.postprocess import decode_anchor_grid, decode_end2end, decode_yolo, finish
-from vision.preprocess import LetterboxGeometry, letterbox_into
+from vision.preprocess import PAD_VALUE, LetterboxGeometry, letterbox_into
 from vision.types import Detections
 
 logger = logging.getLogger(__name__)
 
+#: input tensors kept for reuse, one per input shape (a rectangle per camera resolution)
+_KEPT_INPUT_SHAPES = 4
 _PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -70,6 +72,8 @@ def open_session(config: _OnnxConfig) -> Any:
     options.intra_op_num_threads = config.intra_op_threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not config.spin_threads:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own untyped errors for every kind of bad file
@@ -83,6 +87,10 @@ def open_session(config: _OnnxConfig) -> Any:
         logger.warning(message)
     logger.info("loaded %s on %s", path.name, loaded[0])
     return session
+
+
+def _hw(image: np.ndarray) -> tuple[int, int]:
+    return int(image.shape[0]), int(image.shape[1])
 
 
 def _literal(metadata: dict[str, str], key: str) -> Any:
@@ -116,35 +124,46 @@ class _OnnxDetector(Detector):
             raise ModelLoadError(f"{config.path} takes a fixed batch of {batch_dim}; export it with batch=1 or dynamic")
         self._batch = config.max_batch if self._dynamic_batch else 1
         self._metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self._dynamic_hw = not all(isinstance(d, int) for d in inputs[0].shape[2:])
+        self._tensors: dict[tuple[int, int], np.ndarray] = {}
+        self._input_hw: tuple[int, int] = (0, 0)  # set by the backend once it knows the model's size
 
-    def _allocate(self, input_hw: tuple[int, int]) -> None:
-        self._input_hw = input_hw
-        self._tensor = np.empty((self._batch, 3, *input_hw), np.float32)
-        self._half = np.empty(self._tensor.shape, np.float16) if self._dtype == np.float16 else None
+    def _tensor(self, input_hw: tuple[int, int]) -> np.ndarray:
+        """The reusable input tensor for inputs of `input_hw`; a few shapes are kept."""
+        tensor = self._tensors.pop(input_hw, None)
+        if tensor is None:
+            tensor = np.empty((self._batch, 3, *input_hw), np.float32)
+            if len(self._tensors) >= _KEPT_INPUT_SHAPES:
+                self._tensors.pop(next(iter(self._tensors)))
+        self._tensors[input_hw] = tensor  # most recently used last
+        return tensor
 
-    def _run(self, n: int) -> np.ndarray:
-        feed: np.ndarray = self._tensor[:n]
-        if self._half is not None:
-            np.copyto(self._half[:n], feed)
-            feed = self._half[:n]
+    def _run(self, feed: np.ndarray) -> np.ndarray:
+        if self._dtype == np.float16:
+            feed = feed.astype(np.float16)
         try:
             out = self._session.run(None, {self._input_name: feed})[0]
         except Exception as e:
             raise InferenceError(f"ONNX Runtime failed on {Path(self.config.path).name}: {e}") from e
         return np.asarray(out, dtype=np.float32)
 
-    def _geometry(self, image: np.ndarray) -> LetterboxGeometry:
-        return LetterboxGeometry.letterbox((int(image.shape[0]), int(image.shape[1])), self._input_hw)
+    def _warm_up(self) -> np.ndarray:
+        tensor = self._tensor(self._input_hw)[:1]
+        tensor.fill(PAD_VALUE / 255)
+        return self._run(tensor)
+
+    def _geometries(self, images: Sequence[np.ndarray]) -> list[LetterboxGeometry]:
+        return [LetterboxGeometry.letterbox(_hw(image), self._input_hw) for image in images]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         results: list[Detections] = []
         for start in range(0, len(images), self._batch):
             chunk = images[start : start + self._batch]
-            geometries = [
-                letterbox_into(image, self._tensor[k], self._geometry(image), rgb=self.rgb)
-                for k, image in enumerate(chunk)
-            ]
-            raw = self._run(len(chunk))
+            geometries = self._geometries(chunk)
+            tensor = self._tensor((geometries[0].dst_h, geometries[0].dst_w))
+            for k, (image, geometry) in enumerate(zip(chunk, geometries, strict=True)):
+                letterbox_into(image, tensor[k], geometry, rgb=self.rgb, threads=self.config.preprocess_threads)
+            raw = self._run(tensor[: len(chunk)])
             results.extend(self._decode(raw, k, g) for k, g in enumerate(geometries))
         return results
 
@@ -179,9 +198,11 @@ class OnnxYoloDetector(_OnnxDetector):
             input_hw = (shape[2], shape[3])
         else:
             raise ModelLoadError(f"{config.path} has a dynamic input size and no 'imgsz' in its metadata")
-        self._allocate(input_hw)
-        self._tensor[:1].fill(114 / 255)
-        raw = self._run(1)
+        self._input_hw = input_hw
+        stride = _literal(meta, "stride")
+        self._stride = int(stride) if isinstance(stride, int) and stride > 0 else 32
+        self._rect = config.rect and self._dynamic_hw
+        raw = self._warm_up()
         nc = len(names)
         end2end = _literal(meta, "end2end") is True
         if raw.ndim == 3 and raw.shape[1] == 4 + nc and not end2end:
@@ -204,6 +225,14 @@ class OnnxYoloDetector(_OnnxDetector):
             providers=tuple(self._session.get_providers()),
             metadata=meta,
         )
+
+    def _geometries(self, images: Sequence[np.ndarray]) -> list[LetterboxGeometry]:
+        shapes = {_hw(image) for image in images}
+        if not self._rect or len(shapes) != 1:
+            return super()._geometries(images)
+        # a batch of one size fits the smallest stride-multiple rectangle, as ultralytics' predict does
+        geometry = LetterboxGeometry.letterbox(shapes.pop(), self._input_hw, stride=self._stride)
+        return [geometry] * len(images)
 
     def _decode(self, raw: np.ndarray, k: int, geometry: LetterboxGeometry) -> Detections:
         c = self.config
@@ -237,9 +266,8 @@ class FastestV2Detector(_OnnxDetector):
         shape = self._session.get_inputs()[0].shape
         if not (isinstance(shape[2], int) and isinstance(shape[3], int)):
             raise ModelLoadError(f"{config.path} has a dynamic input size; Yolo-FastestV2 exports are fixed")
-        self._allocate((shape[2], shape[3]))
-        self._tensor[:1].fill(0.0)
-        raw = self._run(1)
+        self._input_hw = (shape[2], shape[3])
+        raw = self._warm_up()
         expected_width = 5 * FASTESTV2_ANCHORS.shape[1] + len(names)
         if raw.ndim != 2 or raw.shape[1] != expected_width:
             raise ModelLoadError(
@@ -257,8 +285,8 @@ class FastestV2Detector(_OnnxDetector):
             metadata=self._metadata,
         )
 
-    def _geometry(self, image: np.ndarray) -> LetterboxGeometry:
-        return LetterboxGeometry.stretch((int(image.shape[0]), int(image.shape[1])), self._input_hw)
+    def _geometries(self, images: Sequence[np.ndarray]) -> list[LetterboxGeometry]:
+        return [LetterboxGeometry.stretch(_hw(image), self._input_hw) for image in images]
 
     def _decode(self, raw: np.ndarray, k: int, geometry: LetterboxGeometry) -> Detections:
         c = self.config

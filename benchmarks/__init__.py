@@ -1,0 +1,1 @@
+"""Benchmarks of nonsite's hot paths against the libraries people would otherwise run."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("--no-annotate", action="store_true", help="write detections.jsonl only")
     detect.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser(
+        "demo", help="the main job on the embedded default: render demo street footage and detect in it"
+    )
+    demo.add_argument("--out", type=Path, default=Path("var/demo"), help="output folder (default: var/demo)")
+    demo.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    starter = sub.add_parser(
+        "starter-model", help="train the shipped starter model from synthetic scenes (needs the train extra)"
+    )
+    starter.add_argument(
+        "--out", type=Path, default=None, help="where the ONNX model and card go (default: models/zoo)"
+    )
+    starter.add_argument("--work", type=Path, default=Path("var/train"), help="dataset and run folder")
+    starter.add_argument("--images", type=_positive_int, default=4000, help="synthetic images to render")
+    starter.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset and training")
+    starter.add_argument("--epochs", type=_positive_int, default=60)
+    starter.add_argument("--time-hours", type=float, default=None, help="stop training after this long")
+    starter.add_argument("--imgsz", type=_positive_int, default=640)
+    starter.add_argument("--batch", type=_positive_int, default=32)
+    starter.add_argument("--workers", type=int, default=4)
+    starter.add_argument("--device", default="auto", help="auto, cpu, or a CUDA device index")
     return parser
 
 
@@ -120,7 +144,49 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"detect": cmd_detect}
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nonsite.demo import run_demo
+    from nonsite.starter import starter_model_path
+    from vision.detectors import create_detector
+
+    model = args.model or starter_model_path()
+    detector = create_detector({"type": "onnx_yolo", "path": model})
+    print(f"nonsite demo: three synthetic camera scenes, model {model.name} ({', '.join(detector.names)})")
+    results = run_demo(detector, args.out, progress=not args.no_progress and sys.stderr.isatty())
+    for r in results:
+        found = ", ".join(f"{name} {count}" for name, count in r.report.per_class.most_common()) or "nothing"
+        share = r.found / r.truth_boxes if r.truth_boxes else 0.0
+        print(f"  {r.name}: {r.report.frames} frames at {r.report.frames / r.report.seconds:.0f} frames/s; {found}")
+        print(
+            f"    against the scene's exact truth (synthetic): {r.found} of {r.truth_boxes} objects found "
+            f"({share:.0%}), {r.extra} boxes matching nothing"
+        )
+        print(f"    wrote {r.report.outputs[-1]} and {r.report.outputs[0]}")
+    return 0
+
+
+def cmd_starter_model(args: argparse.Namespace) -> int:
+    from nonsite.starter import ZOO, train_starter
+
+    result = train_starter(
+        out_dir=args.out or ZOO,
+        work_dir=args.work,
+        images=args.images,
+        seed=args.seed,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+        workers=args.workers,
+        time_hours=args.time_hours,
+        command=shlex.join(["nonsite", *sys.argv[1:]]),
+    )
+    print(f"trained {result.epochs} epochs in {result.seconds:.0f} s; metrics {result.metrics}")
+    print(f"wrote {result.onnx} and {result.card}")
+    return 0
+
+
+COMMANDS = {"detect": cmd_detect, "demo": cmd_demo, "starter-model": cmd_starter_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,12 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from datasets.errors import DatasetError
+    from models.errors import ModelsError
     from pipelines.sources import SourceError
     from vision.errors import VisionError
 
     try:
         return COMMANDS[args.command](args)
-    except (SourceError, VisionError, FileNotFoundError) as e:
+    except (SourceError, VisionError, ModelsError, DatasetError, FileNotFoundError) as e:
         print(f"nonsite {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -212,3 +212,115 @@ def _check_vector(name: str, value: Any, n: int) -> None:
         raise ValueError(f"{name} must be a 1D array with shape ({n},) to match xyxy, but got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, but holds NaN or inf")
+
+
+class ViolationKind(StrEnum):
+    """What a violation is, as cases and evidence name it."""
+
+    FUME = "fume"  # a plume from an exhaust outlet in a fume_watch zone
+    OCCUPATION = "occupation"  # objects standing in a no_occupation zone past the dwell time
+    CONSTRUCTION = "construction"  # equipment, materials or structural change in a construction_watch zone
+
+
+@dataclass(frozen=True, slots=True)
+class BoxSample:
+    """Where a violation's object was in one frame."""
+
+    frame_index: int
+    at: datetime
+    xyxy: tuple[float, float, float, float]
+    score: float
+    track_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One violation found on one camera, ready to be sealed as evidence.
+
+    `start_frame`/`end_frame` span the event itself; `confirmed_frame` is the frame at which
+    the rule was sure (the time to detect runs from `start_frame` to it); `clip_span` adds the pre- and
+    post-roll a clip should cover; `keyframes` are the frames that show it best. `model_id`
+    and `rule` record what judged it: the model's sha256 and the rule's parameters in force.
+    """
+
+    kind: ViolationKind
+    source_id: str
+    zone: str
+    started_at: datetime
+    ended_at: datetime
+    start_frame: int
+    end_frame: int
+    confirmed_frame: int
+    track_ids: tuple[int, ...]
+    boxes: tuple[BoxSample, ...]
+    score: float
+    keyframes: tuple[int, ...]
+    clip_span: tuple[int, int]
+    model_id: str
+    rule: dict[str, Any]
+    attributes: dict[str, Any] = field(default_factory=dict)
+    closed: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ViolationKind(self.kind))
+        if self.end_frame < self.start_frame:
+            raise ValueError(f"end_frame must be >= start_frame ({self.start_frame}), but got {self.end_frame}")
+        if not self.start_frame <= self.confirmed_frame:
+            raise ValueError(f"confirmed_frame must be >= start_frame ({self.start_frame}), got {self.confirmed_frame}")
+        if self.ended_at < self.started_at:
+            raise ValueError(
+                f"ended_at must not precede started_at ({self.started_at.isoformat()}), "
+                f"but got {self.ended_at.isoformat()}"
+            )
+        if not self.clip_span[0] <= self.start_frame <= self.end_frame <= self.clip_span[1]:
+            raise ValueError(
+                f"clip_span must cover frames {self.start_frame}..{self.end_frame}, but got {self.clip_span}"
+            )
+        outside = [k for k in self.keyframes if not self.clip_span[0] <= k <= self.clip_span[1]]
+        if outside:
+            raise ValueError(f"keyframes must lie in clip_span {self.clip_span}, but {outside} do not")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"score must lie in [0, 1], but got {self.score}")
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """The box around every sampled box of the event."""
+        if not self.boxes:
+            return (0.0, 0.0, 0.0, 0.0)
+        xyxy = np.array([b.xyxy for b in self.boxes], np.float64)
+        return (
+            float(xyxy[:, 0].min()),
+            float(xyxy[:, 1].min()),
+            float(xyxy[:, 2].max()),
+            float(xyxy[:, 3].max()),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """A plain dict for JSON lines (the event evaluation and the evidence issue read it)."""
+        return {
+            "kind": self.kind.value,
+            "source": self.source_id,
+            "zone": self.zone,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "confirmed_frame": self.confirmed_frame,
+            "track_ids": list(self.track_ids),
+            "bbox": [round(v, 1) for v in self.bbox],
+            "score": round(self.score, 4),
+            "keyframes": list(self.keyframes),
+            "clip_span": list(self.clip_span),
+            "model_id": self.model_id,
+            "rule": self.rule,
+            "attributes": self.attributes,
+            "closed": self.closed,
+            "boxes": [
+                {"frame": b.frame_index, "xyxy": [round(v, 1) for v in b.xyxy], "score": round(b.score, 4)}
+                for b in self.boxes
+            ],
+        }

@@ -130,3 +130,52 @@ class TestDetections:
     def test_equality_compares_values(self):
         assert make_detections(3) == make_detections(3)
         assert make_detections(3) != make_detections(2)
+
+
+def make_violation(**overrides):
+    from vision.types import BoxSample, Violation
+
+    base = {
+        "kind": "occupation",
+        "source_id": "cam-1",
+        "zone": "sidewalk",
+        "started_at": NOW,
+        "ended_at": NOW + timedelta(seconds=30),
+        "start_frame": 10,
+        "end_frame": 310,
+        "confirmed_frame": 160,
+        "track_ids": (4,),
+        "boxes": (BoxSample(10, NOW, (0, 0, 10, 10), 0.9, 4), BoxSample(300, NOW, (5, 5, 20, 30), 0.8, 4)),
+        "score": 0.85,
+        "keyframes": (160,),
+        "clip_span": (0, 360),
+        "model_id": "abc",
+        "rule": {"min_dwell_s": 15},
+    }
+    return Violation(**{**base, **overrides})
+
+
+class TestViolation:
+    def test_record_carries_span_box_and_rule(self):
+        v = make_violation()
+        record = v.to_record()
+        assert record["kind"] == "occupation"
+        assert record["bbox"] == [0.0, 0.0, 20.0, 30.0]
+        assert (record["start_frame"], record["confirmed_frame"], record["end_frame"]) == (10, 160, 310)
+        assert v.duration_s == 30.0
+
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"kind": "parking"}, "parking"),
+            ({"end_frame": 5}, "end_frame must be >= start_frame"),
+            ({"confirmed_frame": 5}, "confirmed_frame must be >= start_frame"),
+            ({"ended_at": NOW - timedelta(seconds=1)}, "ended_at must not precede"),
+            ({"clip_span": (20, 360)}, "clip_span must cover"),
+            ({"keyframes": (400,)}, "keyframes must lie in clip_span"),
+            ({"score": 1.5}, "score must lie in"),
+        ],
+    )
+    def test_rejects_inconsistent_fields(self, overrides, message):
+        with pytest.raises(ValueError, match=message):
+            make_violation(**overrides)

@@ -80,3 +80,45 @@ def decode_anchor_grid(
         np.array(scores, np.float32),
         np.array(classes, np.int32),
     )
+
+
+def best_partial_assignment(cost: np.ndarray, max_cost: float) -> float:
+    """Least sum of (cost - max_cost) over every matching of pairs with cost <= max_cost, by enumeration."""
+    n, m = cost.shape
+
+    def best(row: int, used: frozenset[int]) -> float:
+        if row == n:
+            return 0.0
+        options = [best(row + 1, used)]  # the row stays unmatched
+        for j in range(m):
+            if j not in used and cost[row, j] <= max_cost:
+                options.append(float(cost[row, j]) - max_cost + best(row + 1, used | {j}))
+        return min(options)
+
+    return best(0, frozenset())
+
+
+def _kalman_matrices(h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ByteTrack's constant-velocity model on (cx, cy, a, h): F, H, process noise Q and measurement noise R."""
+    motion = np.eye(8)
+    motion[:4, 4:] = np.eye(4)
+    observe = np.eye(4, 8)
+    q = np.diag(np.square([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]))
+    r = np.diag(np.square([h / 20, h / 20, 1e-1, h / 20]))
+    return motion, observe, q, r
+
+
+def kalman_predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x' = F x, P' = F P F^T + Q, with Q from the height before the step."""
+    motion, _, q, _ = _kalman_matrices(float(mean[3]))
+    return motion @ mean, motion @ cov @ motion.T + q
+
+
+def kalman_update(mean: np.ndarray, cov: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook correction with an explicit inverse: K = P H^T S^-1, x += K (z - H x), P -= K S K^T."""
+    _, observe, _, r = _kalman_matrices(float(mean[3]))
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    z = np.array([(x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / (y1 - y0), y1 - y0])
+    s = observe @ cov @ observe.T + r
+    gain = cov @ observe.T @ np.linalg.inv(s)
+    return mean + gain @ (z - observe @ mean), cov - gain @ s @ gain.T

@@ -12,8 +12,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nonsite import __version__
+
+if TYPE_CHECKING:
+    from vision.camera import CameraConfig
 
 logger = logging.getLogger("nonsite")
 
@@ -68,6 +72,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("var/demo"), help="output folder (default: var/demo)")
     demo.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    analyze = sub.add_parser(
+        "analyze", help="run one camera's engine (motion gate, detector, tracker, zone rules) over footage"
+    )
+    analyze.add_argument("source", type=Path, help="video file or folder of images")
+    analyze.add_argument("--cameras", type=Path, required=True, help="camera configuration YAML (a cameras: list)")
+    analyze.add_argument("--camera", help="id of the camera in the file (default: the only one)")
+    analyze.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+    analyze.add_argument("--backend", choices=("auto", "onnx_yolo", "yolo_fastestv2"), default="auto")
+    analyze.add_argument("--conf", type=_unit_interval, default=0.25, help="minimum detection score")
+    analyze.add_argument("--no-motion-gate", action="store_true", help="run the detector on every frame")
+    analyze.add_argument("--out", type=Path, help="output folder (default: var/analyze/<source name>)")
+
+    evaluate = sub.add_parser("eval", help="evaluate detection and violation quality")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    events = eval_sub.add_parser(
+        "events", help="event-level precision, recall, F1, time to detect, false events per distractor hour"
+    )
+    events.add_argument("--truth", type=Path, help="a <scene>.truth.json or a folder of them")
+    events.add_argument("--pred", type=Path, help="violations.jsonl, or a folder with <scene>/violations.jsonl")
+    events.add_argument(
+        "--synthetic", action="store_true", help="render, analyse and score the fixed synthetic suite instead"
+    )
+    events.add_argument("--scenes", type=_positive_int, default=30, help="synthetic suite size (default: 30)")
+    events.add_argument(
+        "--distractor-minutes", type=float, default=6.0, help="length of each distractor-only scene (default: 6)"
+    )
+    events.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+    events.add_argument("--out", type=Path, default=Path("var/eval/events"), help="where the suite's files go")
 
     starter = sub.add_parser(
         "starter-model", help="train the shipped starter model from synthetic scenes (needs the train extra)"
@@ -165,6 +198,81 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick_camera(path: Path, camera_id: str | None) -> CameraConfig:
+    from vision.camera import load_camera_configs
+
+    cameras = load_camera_configs(path)
+    if camera_id is None:
+        if len(cameras) != 1:
+            ids = ", ".join(c.id for c in cameras)
+            raise FileNotFoundError(f"{path} has {len(cameras)} cameras ({ids}): choose one with --camera")
+        return cameras[0]
+    for camera in cameras:
+        if camera.id == camera_id:
+            return camera
+    raise FileNotFoundError(f"{path} has no camera {camera_id!r} (it has {', '.join(c.id for c in cameras)})")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from nonsite.analyze import analyze_source
+    from nonsite.starter import starter_model_path
+    from pipelines.sources import FileSource
+    from vision.detectors import create_detector
+    from vision.detectors.onnx import sniff_backend
+
+    camera = _pick_camera(args.cameras, args.camera)
+    model = args.model or starter_model_path()
+    backend = sniff_backend(model) if args.backend == "auto" else args.backend
+    detector = create_detector({"type": backend, "path": model, "conf": args.conf})
+    source = FileSource(args.source, source_id=camera.id)
+    out = args.out or Path("var") / "analyze" / (args.source.stem or "source")
+    report = analyze_source(source, camera, detector, out, motion_gate=not args.no_motion_gate)
+    stats = report.stats
+    print(
+        f"{stats.frames} frames, detector ran on {stats.inferred} ({stats.gated_fraction:.0%} skipped by the "
+        f"motion gate); {stats.violations_opened} violations confirmed, {report.closed} closed"
+    )
+    print(f"wrote {report.violations_path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from models.evaluate_events import evaluate_files
+
+    if args.synthetic:
+        from nonsite.analyze import run_synthetic_suite
+        from nonsite.starter import starter_model_path
+        from vision.detectors import create_detector
+
+        detector = create_detector({"type": "onnx_yolo", "path": args.model or starter_model_path()})
+        report = run_synthetic_suite(
+            detector, args.out, scenes=args.scenes, distractor_s=60.0 * args.distractor_minutes, distractor_fps=5.0
+        )
+        label = f"synthetic suite, {report.scenes} scenes (all synthetic: no real footage in these figures)"
+    elif args.truth is not None and args.pred is not None:
+        report = evaluate_files(args.truth, args.pred)
+        label = f"{report.scenes} scenes from {args.truth}"
+    else:
+        raise FileNotFoundError("give --truth and --pred, or --synthetic")
+    print(label)
+    print(f"distractor-only footage: {report.distractor_hours * 60:.1f} min")
+    print(f"{'kind':14} {'TP':>4} {'FP':>4} {'FN':>4} {'precision':>9} {'recall':>7} {'F1':>6} ", end="")
+    print(f"{'ttd s':>6} {'false/h':>8}")
+    for kind, s in report.by_kind.items():
+        ttd = "-" if s.median_delay_s is None else f"{s.median_delay_s:.1f}"
+        per_hour = report.false_per_hour(kind)
+        print(
+            f"{kind:14} {s.true_positives:4d} {s.false_positives:4d} {s.false_negatives:4d} "
+            f"{s.precision:9.3f} {s.recall:7.3f} {s.f1:6.3f} {ttd:>6} {per_hour:8.2f}"
+        )
+    if args.synthetic:
+        (args.out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out / 'report.json'}")
+    return 0
+
+
 def cmd_starter_model(args: argparse.Namespace) -> int:
     from nonsite.starter import ZOO, train_starter
 
@@ -186,7 +294,13 @@ def cmd_starter_model(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"detect": cmd_detect, "demo": cmd_demo, "starter-model": cmd_starter_model}
+COMMANDS = {
+    "detect": cmd_detect,
+    "demo": cmd_demo,
+    "analyze": cmd_analyze,
+    "eval": cmd_eval,
+    "starter-model": cmd_starter_model,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,387 @@
+"""Violation rules: from tracked detections in zones to `Violation`s.
+
+Each zone carries one rule. A rule sees every frame (the engine's `FrameContext`) and
+returns the violations that opened at that frame (`closed=False`: confirmed, still going
+on) or closed (`closed=True`: over, with its whole span). A closed violation supersedes
+the open one of the same event.
+
+- `no_occupation`: an object of the zone's classes whose anchor stays in the zone,
+  standing still, past `min_dwell_s`. One event per object; people walking through never
+  stay long enough.
+- `construction_watch`: equipment, materials or scaffolding of the zone's classes present
+  past `min_dwell_s`; they need not stand still (an excavator swings its arm).
+- `fume_watch`: smoke boxes in the zone that look like smoke (grey, moving, translucent:
+  `vision.smoke`) in most frames of a sliding window; hysteresis keeps one event through
+  a plume that thins for a moment, as Pyronear does.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vision.smoke import smoke_appearance
+from vision.types import BoxSample, Detections, Frame, Violation, ViolationKind
+from vision.zones import Rule, ZoneConfig, ZoneTracker, ZoneUpdate
+
+logger = logging.getLogger(__name__)
+
+#: most box samples a violation carries (evenly thinned beyond that)
+MAX_BOX_SAMPLES = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OccupationParams(_Strict):
+    stationary_window_s: float = Field(
+        3.0, ge=0.0, le=600.0, description="Seconds over which an object must have stood still to count as standing."
+    )
+    max_drift: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="Most the anchor may move over the stationary window, in box heights, for a standing object.",
+    )
+
+
+class FumeParams(_Strict):
+    window_s: float = Field(
+        3.0, gt=0.0, le=600.0, description="Length of the sliding window over which a plume must persist."
+    )
+    on_fraction: float = Field(
+        0.6, gt=0.0, le=1.0, description="Share of the window's frames with smoke that opens a fume event."
+    )
+    off_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share at or below which an open fume event closes (hysteresis)."
+    )
+    min_score: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detector score of a smoke box that counts.")
+    max_saturation: float = Field(0.35, ge=0.0, le=1.0, description="Most colour saturation a plume may show (0-1).")
+    min_motion: float = Field(
+        0.01, ge=0.0, le=1.0, description="Least share of the box that must change from the frame before."
+    )
+    max_contrast_ratio: float = Field(
+        2.0,
+        gt=0.0,
+        le=10.0,
+        description="Most local contrast a plume may show over the background's: smoke hides a textured "
+        "background's detail, and over a flat sky adds only its own soft edges.",
+    )
+    background_rate: float = Field(
+        0.05, gt=0.0, le=1.0, description="How fast the background of the zone's region follows frames without smoke."
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> FumeParams:
+        if self.off_fraction >= self.on_fraction:
+            raise ValueError(
+                f"off_fraction must be below on_fraction ({self.on_fraction}), but got {self.off_fraction}"
+            )
+        return self
+
+
+class RulesConfig(_Strict):
+    """Parameters of each rule beyond what a zone says (dwell, classes, schedule)."""
+
+    occupation: OccupationParams = Field(default_factory=OccupationParams, description="no_occupation zones.")
+    fume: FumeParams = Field(default_factory=FumeParams, description="fume_watch zones.")
+    pre_roll_s: float = Field(5.0, ge=0.0, le=600.0, description="Seconds of clip before an event starts.")
+    post_roll_s: float = Field(5.0, ge=0.0, le=600.0, description="Seconds of clip after an event ends.")
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """What the engine knows after one frame."""
+
+    frame: Frame
+    #: tracked detections of this frame; on a frame the motion gate skipped, the last ones
+    detections: Detections
+    inferred: bool
+    names: tuple[str, ...]
+    fps: float
+    model_id: str
+
+
+@dataclass
+class _Event:
+    """An event being followed: enough to build its `Violation` at any moment."""
+
+    start_frame: int
+    started_at: datetime
+    track_ids: set[int]
+    boxes: list[BoxSample] = field(default_factory=list)
+    confirmed_frame: int | None = None
+    last_frame: int = 0
+    last_at: datetime | None = None
+    best_score: float = 0.0
+    best_frame: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, sample: BoxSample) -> None:
+        self.boxes.append(sample)
+        self.last_frame, self.last_at = sample.frame_index, sample.at
+        if sample.score > self.best_score:
+            self.best_score, self.best_frame = sample.score, sample.frame_index
+
+
+class ViolationRule(ABC):
+    """One zone's rule. Subclasses decide when an event starts, is confirmed, and ends."""
+
+    kind: ViolationKind
+
+    def __init__(self, zone: ZoneConfig, params: RulesConfig) -> None:
+        self.zone = zone
+        self.params = params
+        self.zone_tracker = ZoneTracker(zone)
+
+    @abstractmethod
+    def step(self, ctx: FrameContext) -> list[Violation]:
+        """Take one frame; return the violations it opened or closed."""
+
+    @abstractmethod
+    def finish(self, ctx: FrameContext) -> list[Violation]:
+        """The stream ended at `ctx.frame`: close every open event."""
+
+    def rule_parameters(self) -> dict[str, Any]:
+        return {"zone": self.zone.model_dump(mode="json")}
+
+    def _violation(self, event: _Event, ctx: FrameContext, *, closed: bool) -> Violation:
+        fps = ctx.fps
+        end_frame = event.last_frame if closed else ctx.frame.index
+        ended_at = (event.last_at or event.started_at) if closed else ctx.frame.captured_at
+        confirmed = event.confirmed_frame if event.confirmed_frame is not None else end_frame
+        pre = round(self.params.pre_roll_s * fps)
+        post = round(self.params.post_roll_s * fps)
+        clip = (max(0, event.start_frame - pre), end_frame + post)
+        keyframes = sorted({max(event.start_frame, min(confirmed, end_frame)), event.best_frame})
+        samples = event.boxes
+        if len(samples) > MAX_BOX_SAMPLES:
+            picks = np.linspace(0, len(samples) - 1, MAX_BOX_SAMPLES).round().astype(int)
+            samples = [samples[i] for i in picks]
+        return Violation(
+            kind=self.kind,
+            source_id=ctx.frame.source_id,
+            zone=self.zone.name,
+            started_at=event.started_at,
+            ended_at=max(ended_at, event.started_at),
+            start_frame=event.start_frame,
+            end_frame=max(end_frame, event.start_frame),
+            confirmed_frame=min(max(confirmed, event.start_frame), max(end_frame, event.start_frame)),
+            track_ids=tuple(sorted(event.track_ids)),
+            boxes=tuple(samples),
+            score=float(min(1.0, event.best_score)),
+            keyframes=tuple(keyframes),
+            clip_span=clip,
+            model_id=ctx.model_id,
+            rule=self.rule_parameters(),
+            attributes={**event.attributes, "duration_s": round((ended_at - event.started_at).total_seconds(), 2)},
+            closed=closed,
+        )
+
+
+class DwellRule(ViolationRule):
+    """Objects of the zone's classes that stay past `min_dwell_s`, one event per track."""
+
+    def __init__(self, zone: ZoneConfig, params: RulesConfig, *, kind: ViolationKind, stationary: bool) -> None:
+        super().__init__(zone, params)
+        self.kind = kind
+        self.stationary = stationary
+        self._events: dict[int, _Event] = {}
+        self._history: dict[int, deque[tuple[datetime, float, float, float]]] = {}
+
+    def rule_parameters(self) -> dict[str, Any]:
+        extra = {"occupation": self.params.occupation.model_dump()} if self.stationary else {}
+        return {**super().rule_parameters(), **extra}
+
+    def _standing(self, track_id: int, at: datetime) -> bool:
+        if not self.stationary:
+            return True
+        history = self._history.get(track_id)
+        window = timedelta(seconds=self.params.occupation.stationary_window_s)
+        if not history or at - history[0][0] < window * 0.5:
+            return False
+        xs = np.array([h[1] for h in history])
+        ys = np.array([h[2] for h in history])
+        height = float(np.median([h[3] for h in history]))
+        drift = float(np.hypot(xs.max() - xs.min(), ys.max() - ys.min()))
+        return drift <= self.params.occupation.max_drift * max(height, 1.0)
+
+    def _remember(self, detections: Detections, at: datetime, inside: set[int]) -> None:
+        window = timedelta(seconds=self.params.occupation.stationary_window_s)
+        if detections.track_id is None:
+            return
+        for i, tid in enumerate(detections.track_id.tolist()):
+            if tid not in inside:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
+            history = self._history.setdefault(tid, deque())
+            history.append((at, (x1 + x2) / 2, y2, y2 - y1))
+            while history and at - history[0][0] > window:
+                history.popleft()
+
+    def step(self, ctx: FrameContext) -> list[Violation]:
+        frame, detections = ctx.frame, ctx.detections
+        update: ZoneUpdate = self.zone_tracker.update(detections, ctx.names, frame.captured_at)
+        out: list[Violation] = []
+        by_track = {}
+        if detections.track_id is not None:
+            by_track = {int(t): i for i, t in enumerate(detections.track_id.tolist())}
+        self._remember(detections, frame.captured_at, {p.track_id for p in update.presences if p.inside})
+        for presence in update.presences:
+            tid = presence.track_id
+            i = by_track.get(tid)
+            event = self._events.get(tid)
+            if presence.counted and event is None and i is not None:
+                # the event starts when the object entered, not when it was confirmed
+                start = frame.index - max(0, round(presence.dwell_s * ctx.fps))
+                event = self._events[tid] = _Event(start, presence.entered_at, {tid})
+                event.attributes["class_name"] = presence.class_name
+            if event is None or i is None or not presence.inside:
+                continue
+            event.add(
+                BoxSample(
+                    frame.index,
+                    frame.captured_at,
+                    tuple(float(v) for v in detections.xyxy[i]),  # type: ignore[arg-type]
+                    float(detections.score[i]),
+                    tid,
+                )
+            )
+            if event.confirmed_frame is None and presence.dwell_met and self._standing(tid, frame.captured_at):
+                event.confirmed_frame = frame.index
+                event.attributes["dwell_s_at_confirmation"] = round(presence.dwell_s, 2)
+                out.append(self._violation(event, ctx, closed=False))
+        for departure in update.left:
+            out.extend(self._close(departure.track_id, ctx))
+        return out
+
+    def _close(self, track_id: int, ctx: FrameContext) -> list[Violation]:
+        self._history.pop(track_id, None)
+        event = self._events.pop(track_id, None)
+        if event is None or event.confirmed_frame is None:
+            return []  # it never stayed long enough, or never stood still: nothing to report
+        return [self._violation(event, ctx, closed=True)]
+
+    def finish(self, ctx: FrameContext) -> list[Violation]:
+        out = []
+        for tid in sorted(self._events):
+            out.extend(self._close(tid, ctx))
+        return out
+
+
+class FumeRule(ViolationRule):
+    """Plumes that persist in a sliding window, with hysteresis."""
+
+    kind = ViolationKind.FUME
+
+    def __init__(self, zone: ZoneConfig, params: RulesConfig) -> None:
+        super().__init__(zone, params)
+        self._window: deque[tuple[datetime, bool]] = deque()
+        self._event: _Event | None = None
+        self._pending: list[BoxSample] = []  # smoke frames of the window before confirmation
+        self._background: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+        self._levels: list[int] = []
+
+    def rule_parameters(self) -> dict[str, Any]:
+        return {**super().rule_parameters(), "fume": self.params.fume.model_dump()}
+
+    def _smoke_boxes(self, ctx: FrameContext) -> list[tuple[tuple[float, float, float, float], float, int]]:
+        """This frame's smoke boxes in the zone that look like smoke: (box, score, Ringelmann)."""
+        d = ctx.detections
+        p = self.params.fume
+        if not ctx.inferred or len(d) == 0:
+            return []
+        classes = set(self.zone.classes)
+        names = np.array([ctx.names[c] in classes for c in d.class_id.tolist()], bool)
+        keep = names & (d.score >= p.min_score)
+        if not keep.any():
+            return []
+        inside = self.zone_tracker.inside(d.xyxy[keep])
+        image = ctx.frame.image
+        found = []
+        for j, i in enumerate(np.flatnonzero(keep)):
+            if not inside[j] or self._background is None or self._previous is None:
+                continue
+            look = smoke_appearance(image, self._previous, self._background.astype(np.uint8), d.xyxy[i])
+            if look is None or not look.looks_like_smoke(
+                max_saturation=p.max_saturation, min_motion=p.min_motion, max_contrast_ratio=p.max_contrast_ratio
+            ):
+                continue
+            box = tuple(float(v) for v in d.xyxy[i])
+            found.append((box, float(d.score[i]), look.ringelmann))
+        return found  # type: ignore[return-value]
+
+    def _learn_background(self, image: np.ndarray, smoke: bool) -> None:
+        if self._background is None:
+            self._background = image.astype(np.float32)
+        elif not smoke:
+            rate = self.params.fume.background_rate
+            self._background *= 1.0 - rate
+            self._background += rate * image
+        self._previous = image
+
+    def step(self, ctx: FrameContext) -> list[Violation]:
+        p = self.params.fume
+        frame = ctx.frame
+        at = frame.captured_at
+        active = self.zone.active_at(at)
+        smoke = self._smoke_boxes(ctx) if active else []
+        self._learn_background(frame.image, bool(smoke))
+        self._window.append((at, bool(smoke)))
+        window = timedelta(seconds=p.window_s)
+        while at - self._window[0][0] > window:
+            self._window.popleft()
+        share = sum(present for _, present in self._window) / len(self._window)
+        filled = at - self._window[0][0] >= window * 0.9
+        samples = [BoxSample(frame.index, at, box, score) for box, score, _ in smoke]
+        out: list[Violation] = []
+        if self._event is None:
+            self._pending = [s for s in self._pending if at - s.at <= window] + samples
+            self._levels = self._levels[-len(self._window) :] + [level for _, _, level in smoke]
+            if filled and share >= p.on_fraction and self._pending:
+                first = self._pending[0]
+                self._event = _Event(first.frame_index, first.at, set())
+                for sample in self._pending:
+                    self._event.add(sample)
+                self._event.confirmed_frame = frame.index
+                self._set_level()
+                out.append(self._violation(self._event, ctx, closed=False))
+        else:
+            for sample in samples:
+                self._event.add(sample)
+            self._levels += [level for _, _, level in smoke]
+            self._set_level()
+            if share <= p.off_fraction:
+                out.append(self._violation(self._event, ctx, closed=True))
+                self._event, self._pending, self._levels = None, [], []
+        return out
+
+    def _set_level(self) -> None:
+        if self._event is not None and self._levels:
+            self._event.attributes["ringelmann"] = int(np.median(self._levels))
+            self._event.attributes["ringelmann_max"] = int(max(self._levels))
+
+    def finish(self, ctx: FrameContext) -> list[Violation]:
+        if self._event is None:
+            return []
+        violation = self._violation(self._event, ctx, closed=True)
+        self._event = None
+        return [violation]
+
+
+def build_rule(zone: ZoneConfig, params: RulesConfig) -> ViolationRule:
+    """The rule object a zone's `rule` names."""
+    if zone.rule is Rule.FUME_WATCH:
+        return FumeRule(zone, params)
+    if zone.rule is Rule.NO_OCCUPATION:
+        return DwellRule(zone, params, kind=ViolationKind.OCCUPATION, stationary=True)
+    return DwellRule(zone, params, kind=ViolationKind.CONSTRUCTION, stationary=False)

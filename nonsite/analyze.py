@@ -21,7 +21,6 @@ from pipelines.sources import FileSource
 from vision.camera import CameraConfig
 from vision.detectors import Detector
 from vision.engine import Engine, EngineStats
-from vision.rules import RulesConfig
 from vision.types import Frame
 from vision.zones import ZoneConfig
 
@@ -57,11 +56,10 @@ def analyze_source(
     detector: Detector,
     out_dir: Path,
     *,
-    rules: RulesConfig | None = None,
     motion_gate: bool = True,
 ) -> AnalysisReport:
     fps = source.fps if source.kind == "video" else camera.fps
-    engine = Engine(camera, detector, fps=fps, rules=rules, motion_gate=motion_gate)
+    engine = Engine(camera, detector, fps=fps, motion_gate=motion_gate)
     return analyze_frames(iter(source), engine, out_dir)
 
 

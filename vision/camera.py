@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from vision.errors import VisionError
 from vision.motion import MotionConfig
+from vision.rules import RulesConfig
+from vision.tracking import TrackerConfig
 from vision.zones import Schedule, Window, ZoneConfig
 
 logger = logging.getLogger(__name__)
@@ -141,6 +143,14 @@ class CameraConfig(_Strict):
     )
     motion: MotionConfig = Field(default=MotionConfig(), title="Motion", description="Motion gate settings.")
     location: Location | None = Field(default=None, title="Location", description="Where the camera is.")
+    tracker: TrackerConfig = Field(
+        default_factory=TrackerConfig,
+        title="Tracker",
+        description="Tracker settings; lower its thresholds for a detector whose scores run low.",
+    )
+    rules: RulesConfig = Field(
+        default_factory=RulesConfig, title="Rules", description="Parameters of the zone rules beyond each zone's own."
+    )
     detector: dict[str, Any] | None = Field(
         default=None,
         title="Detector",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from vision.camera import CameraConfig
 from vision.detectors import Detector
 from vision.motion import MotionGate
-from vision.rules import FrameContext, RulesConfig, ViolationRule, build_rule
-from vision.tracking import ByteTracker, TrackerConfig
+from vision.rules import FrameContext, ViolationRule, build_rule
+from vision.tracking import ByteTracker
 from vision.types import Detections, Frame, Violation
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,6 @@ class Engine:
         detector: Detector,
         *,
         fps: float,
-        rules: RulesConfig | None = None,
-        tracker: TrackerConfig | None = None,
         motion_gate: bool = True,
     ) -> None:
         if fps <= 0:
@@ -61,9 +59,8 @@ class Engine:
         self.camera = camera
         self.detector = detector
         self.fps = fps
-        self.rules_config = rules or RulesConfig()
-        self.tracker = ByteTracker(tracker)
-        self.rules: list[ViolationRule] = [build_rule(zone, self.rules_config) for zone in camera.zones]
+        self.tracker = ByteTracker(camera.tracker)
+        self.rules: list[ViolationRule] = [build_rule(zone, camera.rules) for zone in camera.zones]
         self._use_gate = motion_gate
         self._gate: MotionGate | None = None
         self._last = Detections.empty().with_track_ids([])

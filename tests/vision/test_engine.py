@@ -12,7 +12,6 @@ from datasets.synthetic import SYNTHETIC_CLASSES, SceneSpec, SyntheticScene
 from nonsite.analyze import synthetic_camera
 from vision.detectors.base import Detector, ModelInfo
 from vision.engine import Engine
-from vision.rules import RulesConfig
 from vision.types import Detections, Frame, ViolationKind
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -49,7 +48,7 @@ def scene_frames(spec: SceneSpec):
 def run_engine(spec: SceneSpec, *, motion_gate: bool):
     truth, frames, detector = scene_frames(spec)
     camera = synthetic_camera(spec.name, truth, "synthetic")
-    engine = Engine(camera, detector, fps=spec.fps, rules=RulesConfig(), motion_gate=motion_gate)
+    engine = Engine(camera, detector, fps=spec.fps, motion_gate=motion_gate)
     violations = [v for f in frames for v in engine.process(f).violations] + engine.finish()
     return truth, engine, detector, [v for v in violations if v.closed]
 

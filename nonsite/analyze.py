@@ -71,7 +71,9 @@ SUITE_SEED = 20261127
 SUITE_DWELL_S = 2.0
 
 
-def suite_specs(count: int, *, distractor_s: float = 8.0, distractor_fps: float = 15.0) -> list[SceneSpec]:
+def suite_specs(
+    count: int, *, distractor_s: float = 8.0, distractor_fps: float = 15.0, seed: int = SUITE_SEED
+) -> list[SceneSpec]:
     """`count` scenes: a third distractor-only, the rest the three event presets and sampled mixes.
 
     Distractor scenes can be made longer (at a camera-like decode rate) so that false
@@ -80,13 +82,13 @@ def suite_specs(count: int, *, distractor_s: float = 8.0, distractor_fps: float 
     specs: list[SceneSpec] = []
     presets = ("restaurant_street", "sidewalk_stall", "construction_site")
     for i in range(count):
-        seed = SUITE_SEED + i
+        scene_seed = seed + i
         if i % 3 == 2:
-            specs.append(SceneSpec.distractor_only(seed=seed, duration_s=distractor_s, fps=distractor_fps))
+            specs.append(SceneSpec.distractor_only(seed=scene_seed, duration_s=distractor_s, fps=distractor_fps))
         elif i % 3 == 0:
-            specs.append(getattr(SceneSpec, presets[(i // 3) % 3])(seed=seed))
+            specs.append(getattr(SceneSpec, presets[(i // 3) % 3])(seed=scene_seed))
         else:
-            specs.append(sample_scene_spec(seed))
+            specs.append(sample_scene_spec(scene_seed))
     return specs
 
 
@@ -136,11 +138,12 @@ def run_synthetic_suite(
     scenes: int = 30,
     distractor_s: float = 8.0,
     distractor_fps: float = 15.0,
+    seed: int = SUITE_SEED,
 ) -> EventReport:
     """Render, analyse and score the suite; files land under `out_dir` (truth/ and pred/)."""
     truth_dir, pred_dir = out_dir / "truth", out_dir / "pred"
     truth_dir.mkdir(parents=True, exist_ok=True)
-    for i, spec in enumerate(suite_specs(scenes, distractor_s=distractor_s, distractor_fps=distractor_fps)):
+    for i, spec in enumerate(suite_specs(scenes, distractor_s=distractor_s, distractor_fps=distractor_fps, seed=seed)):
         name = f"{i:03d}-{spec.name}-{spec.seed}"
         video = truth_dir / f"{name}.mp4"
         truth = write_video(spec, video)

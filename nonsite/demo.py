@@ -2,7 +2,9 @@
 
 Renders three camera scenes (a restaurant street with an exhaust plume, a sidewalk where a
 stall appears, a site where scaffolding goes up), runs the shipped starter model over each
-like a camera feed, and writes annotated videos and `detections.jsonl`. Because the scenes
+like a camera feed, and writes annotated videos and `detections.jsonl`; then runs each
+scene through the camera engine (motion gate, tracker, zone rules) and writes the
+violations it found to `violations.jsonl`. Because the scenes
 are synthetic, their exact ground truth is known, and the summary says how many of the
 truth boxes the detector found (synthetic figures, never to be read as real-world ones).
 """
@@ -13,10 +15,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from datasets.synthetic import SceneSpec, SceneTruth, write_video
+from nonsite.analyze import analyze_source, synthetic_camera
 from nonsite.detect import DetectReport, run_detect
 from pipelines.sources import FileSource
 from vision.detectors import Detector
@@ -37,6 +41,7 @@ class SceneResult:
     truth_boxes: int
     found: int
     extra: int
+    violations: list[dict[str, Any]]
 
 
 def match_against_truth(jsonl: Path, truth: SceneTruth) -> tuple[int, int, int]:
@@ -82,5 +87,9 @@ def run_demo(detector: Detector, out_dir: Path, *, progress: bool) -> list[Scene
         truth = write_video(spec, video)
         report = run_detect(FileSource(video, source_id=f"demo/{name}"), detector, out_dir / name, progress=progress)
         total, found, extra = match_against_truth(out_dir / name / "detections.jsonl", truth)
-        results.append(SceneResult(name, report, total, found, extra))
+        camera = synthetic_camera(f"demo-{name}", truth, str(video))
+        analysis = analyze_source(FileSource(video, source_id=camera.id), camera, detector, out_dir / name)
+        lines = analysis.violations_path.read_text(encoding="utf-8").splitlines()
+        violations = [r for r in map(json.loads, lines) if r["closed"]]
+        results.append(SceneResult(name, report, total, found, extra, violations))
     return results

@@ -66,14 +66,18 @@ class FumeParams(_Strict):
     min_score: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detector score of a smoke box that counts.")
     max_saturation: float = Field(0.35, ge=0.0, le=1.0, description="Most colour saturation a plume may show (0-1).")
     min_motion: float = Field(
-        0.01, ge=0.0, le=1.0, description="Least share of the box that must change from the frame before."
+        0.01, ge=0.0, le=1.0, description="Least share of the box that must have changed over motion_lag_s."
+    )
+    motion_lag_s: float = Field(
+        0.5, gt=0.0, le=60.0, description="How far back (up to twice this) a plume's movement is judged against."
     )
     max_contrast_ratio: float = Field(
-        2.0,
+        4.0,
         gt=0.0,
-        le=10.0,
-        description="Most local contrast a plume may show over the background's: smoke hides a textured "
-        "background's detail, and over a flat sky adds only its own soft edges.",
+        le=100.0,
+        description="Most local contrast a plume may show over the background's. Thin smoke hides detail, "
+        "dense black smoke adds its own edges; a strongly textured opaque object (a sign, a patterned "
+        "awning) adds far more.",
     )
     background_rate: float = Field(
         0.05, gt=0.0, le=1.0, description="How fast the background of the zone's region follows frames without smoke."
@@ -288,7 +292,10 @@ class FumeRule(ViolationRule):
         self._event: _Event | None = None
         self._pending: list[BoxSample] = []  # smoke frames of the window before confirmation
         self._background: np.ndarray | None = None
-        self._previous: np.ndarray | None = None
+        # a frame between motion_lag_s and twice that old: slow plumes barely change between
+        # consecutive frames, but they do over half a second
+        self._earlier: np.ndarray | None = None
+        self._earlier_at: datetime | None = None
         self._levels: list[int] = []
 
     def rule_parameters(self) -> dict[str, Any]:
@@ -309,25 +316,29 @@ class FumeRule(ViolationRule):
         image = ctx.frame.image
         found = []
         for j, i in enumerate(np.flatnonzero(keep)):
-            if not inside[j] or self._background is None or self._previous is None:
+            if not inside[j] or self._background is None or self._earlier is None:
                 continue
-            look = smoke_appearance(image, self._previous, self._background.astype(np.uint8), d.xyxy[i])
+            look = smoke_appearance(image, self._earlier, self._background.astype(np.uint8), d.xyxy[i])
             if look is None or not look.looks_like_smoke(
                 max_saturation=p.max_saturation, min_motion=p.min_motion, max_contrast_ratio=p.max_contrast_ratio
             ):
+                logger.debug("zone %s: smoke box %s rejected: %s", self.zone.name, d.xyxy[i].round().tolist(), look)
                 continue
             box = tuple(float(v) for v in d.xyxy[i])
             found.append((box, float(d.score[i]), look.ringelmann))
         return found  # type: ignore[return-value]
 
-    def _learn_background(self, image: np.ndarray, smoke: bool) -> None:
+    def _learn_background(self, image: np.ndarray, at: datetime, smoke: bool) -> None:
+        """Follow the zone's background on frames without smoke; keep the frame motion is judged against."""
         if self._background is None:
             self._background = image.astype(np.float32)
         elif not smoke:
             rate = self.params.fume.background_rate
             self._background *= 1.0 - rate
             self._background += rate * image
-        self._previous = image
+        lag = timedelta(seconds=self.params.fume.motion_lag_s)
+        if self._earlier_at is None or at - self._earlier_at >= lag:
+            self._earlier, self._earlier_at = image, at
 
     def step(self, ctx: FrameContext) -> list[Violation]:
         p = self.params.fume
@@ -335,7 +346,7 @@ class FumeRule(ViolationRule):
         at = frame.captured_at
         active = self.zone.active_at(at)
         smoke = self._smoke_boxes(ctx) if active else []
-        self._learn_background(frame.image, bool(smoke))
+        self._learn_background(frame.image, at, bool(smoke))
         self._window.append((at, bool(smoke)))
         window = timedelta(seconds=p.window_s)
         while at - self._window[0][0] > window:

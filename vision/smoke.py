@@ -25,19 +25,24 @@ ASSUMED_OPACITY = 0.7
 
 @dataclass(frozen=True, slots=True)
 class SmokeAppearance:
-    saturation: float  # mean HSV saturation of the changed pixels, 0-1
+    saturation: float  # mean chroma (max - min channel) of the changed pixels, 0-1
     changed_fraction: float  # share of the box that differs from the background
     contrast_ratio: float  # local contrast in the box now / in the background; < 1 for translucent cover
+    background_contrast: float  # mean absolute Laplacian of the background: how textured it is
     motion_fraction: float  # share of the box that changed since the previous frame
     blackness: float  # 0 (white) .. 1 (black) of the plume itself
     ringelmann: int  # 0..5
 
-    def looks_like_smoke(self, *, max_saturation: float, min_motion: float, max_contrast_ratio: float) -> bool:
-        return (
-            self.saturation <= max_saturation
-            and self.motion_fraction >= min_motion
-            and self.contrast_ratio <= max_contrast_ratio
-        )
+    def looks_like_smoke(
+        self, *, max_saturation: float, min_motion: float, max_contrast_ratio: float, min_texture: float = 4.0
+    ) -> bool:
+        """Grey, moving, and (over a textured background, where it can be judged) translucent.
+
+        Over a flat background (a clear sky, a plain wall) a plume's own soft edges are all
+        the texture there is, so the contrast test says nothing and is skipped.
+        """
+        translucent = self.background_contrast < min_texture or self.contrast_ratio <= max_contrast_ratio
+        return self.saturation <= max_saturation and self.motion_fraction >= min_motion and translucent
 
 
 def _crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -73,7 +78,7 @@ def smoke_appearance(
     *,
     change_threshold: int = 12,
 ) -> SmokeAppearance | None:
-    """Measure the smoke box `xyxy` in `image` against the frame before and the background.
+    """Measure the smoke box `xyxy` in `image` against an earlier frame (`previous`) and the background.
 
     All three images are H×W×3 uint8 BGR of one camera. Returns None for a box too small
     to measure (under 2 px a side once clipped to the frame).
@@ -94,9 +99,10 @@ def smoke_appearance(
     moving = np.abs(gray_now.astype(np.int16) - gray_before.astype(np.int16)) > change_threshold // 2
     area = changed.size
     changed_fraction = float(changed.sum()) / area
-    hsv = cv2.cvtColor(now, cv2.COLOR_BGR2HSV)
     pixels = changed if changed.any() else np.ones_like(changed)
-    saturation = float(hsv[..., 1][pixels].mean()) / 255.0
+    # chroma, not HSV saturation: saturation divides by brightness and calls dark grey smoke colourful
+    chroma = now.max(axis=2).astype(np.int16) - now.min(axis=2)
+    saturation = float(chroma[pixels].mean()) / 255.0
     contrast_bg = _local_contrast(gray_bg)
     contrast_ratio = _local_contrast(gray_now) / contrast_bg if contrast_bg > 1e-3 else 1.0
     blackness = _plume_blackness(
@@ -106,6 +112,7 @@ def smoke_appearance(
         saturation=saturation,
         changed_fraction=changed_fraction,
         contrast_ratio=contrast_ratio,
+        background_contrast=contrast_bg,
         motion_fraction=float(moving.sum()) / area,
         blackness=blackness,
         ringelmann=ringelmann_level(blackness),

@@ -39,7 +39,7 @@ def test_ringelmann_estimate_is_within_one_level_on_held_out_synthetic_plumes():
 
 def test_plumes_are_grey_moving_and_add_no_texture():
     for _, a in plume_measurements(range(12, 20)):
-        assert a.looks_like_smoke(max_saturation=0.35, min_motion=0.02, max_contrast_ratio=2.0)
+        assert a.looks_like_smoke(max_saturation=0.35, min_motion=0.02, max_contrast_ratio=4.0)
 
 
 def test_a_saturated_opaque_object_is_not_smoke():
@@ -51,7 +51,7 @@ def test_a_saturated_opaque_object_is_not_smoke():
     a = smoke_appearance(image, previous, background, (40, 30, 100, 90))
     assert a is not None
     assert a.saturation > 0.6
-    assert not a.looks_like_smoke(max_saturation=0.35, min_motion=0.02, max_contrast_ratio=2.0)
+    assert not a.looks_like_smoke(max_saturation=0.35, min_motion=0.02, max_contrast_ratio=4.0)
 
 
 def test_tiny_boxes_are_not_measured_and_shapes_must_agree():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from vision.camera import CameraConfig
 from vision.detectors import Detector
 from vision.motion import MotionGate
-from vision.rules import FrameContext, ViolationRule, build_rule
+from vision.rules import FrameContext, ViolationRule, build_rules
 from vision.tracking import ByteTracker
 from vision.types import Detections, Frame, Violation
 
@@ -60,7 +60,7 @@ class Engine:
         self.detector = detector
         self.fps = fps
         self.tracker = ByteTracker(camera.tracker)
-        self.rules: list[ViolationRule] = [build_rule(zone, camera.rules) for zone in camera.zones]
+        self.rules: list[ViolationRule] = [rule for zone in camera.zones for rule in build_rules(zone, camera.rules)]
         self._use_gate = motion_gate
         self._gate: MotionGate | None = None
         self._last = Detections.empty().with_track_ids([])
@@ -78,6 +78,9 @@ class Engine:
         infer = True
         if self._use_gate:
             infer = self._gate_for(frame).update(frame.image, frame.captured_at).should_infer
+            if not infer and any(rule.needs_every_frame for rule in self.rules):
+                infer = True
+                self._gate_for(frame).note_inference(frame.captured_at)
         if infer:
             tracked = self.tracker.update(self.detector.detect_one(frame.image))
             self._last = tracked

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from datasets.synthetic import SceneSpec, SyntheticScene
-from vision.rules import FrameContext, FumeParams, RulesConfig, build_rule
+from vision.rules import FrameContext, FumeParams, RulesConfig, build_rules
 from vision.types import Detections, Frame, ViolationKind
 from vision.zones import ZoneConfig
 
@@ -36,6 +36,11 @@ def ctx(index: int, boxes: list[tuple[int, str, tuple[float, ...]]], *, t0: date
     )
     frame = Frame(image, "cam-1", index, t0 + timedelta(seconds=index / FPS))
     return FrameContext(frame, detections, inferred, NAMES, FPS, "model-sha")
+
+
+def build_rule(zone, params):
+    (rule,) = build_rules(zone, params)
+    return rule
 
 
 def run(rule, frames):
@@ -197,3 +202,56 @@ def test_a_saturated_flag_in_the_zone_is_not_smoke(plume_scene):
 def test_fume_hysteresis_must_be_ordered():
     with pytest.raises(ValueError, match="off_fraction must be below on_fraction"):
         FumeParams(on_fraction=0.3, off_fraction=0.5)
+
+
+# --- structural change -----------------------------------------------------------------
+
+
+def change_rule(scene_truth, **params):
+    # the ground and the buildings, not the sky: a site zone as an officer would draw it
+    top = min(p[1] for p in scene_truth.zones["facade"])
+    zone = ZoneConfig(
+        name="site",
+        polygon=((0, top), (640, top), (640, 360), (0, 360)),
+        rule="construction_watch",
+        classes=("scaffolding",),
+        min_dwell_s=2.0,
+    )
+    config = RulesConfig.model_validate({"construction": {"structural_change": True, **params}})
+    rules = build_rules(zone, config)
+    assert len(rules) == 2  # the dwell rule and the change rule
+    return rules[1]
+
+
+def scene_contexts(spec, *, with_truth_boxes: bool):
+    scene = SyntheticScene(spec)
+    truth = scene.scene_truth()
+    contexts = []
+    for i in range(len(truth.frames)):
+        image, frame_truth = scene.render(i)
+        boxes = [(o.object_id, NAMES[o.class_id], o.xyxy) for o in frame_truth.objects] if with_truth_boxes else []
+        frame = Frame(image, spec.name, i, T0 + timedelta(seconds=i / spec.fps))
+        detections = ctx(i, boxes).detections
+        contexts.append(FrameContext(frame, detections, True, NAMES, spec.fps, "model-sha"))
+    return truth, contexts
+
+
+def test_a_structure_going_up_unseen_by_the_detector_is_a_structural_change():
+    truth, contexts = scene_contexts(SceneSpec.construction_site(seed=5, duration_s=12.0), with_truth_boxes=False)
+    violations = [v for v in run(change_rule(truth), contexts) if v.closed]
+    assert len(violations) >= 1
+    v = violations[0]
+    assert v.kind is ViolationKind.CONSTRUCTION and v.attributes["structural_change"]
+    regions = [e.region for e in truth.events if e.kind == "construction"]
+    xs = [p[0] for r in regions for p in r]
+    assert min(xs) - 40 <= (v.bbox[0] + v.bbox[2]) / 2 <= max(xs) + 40  # where the structures are
+
+
+def test_what_the_detector_explains_is_not_a_structural_change():
+    truth, contexts = scene_contexts(SceneSpec.construction_site(seed=5, duration_s=12.0), with_truth_boxes=True)
+    assert [v for v in run(change_rule(truth), contexts) if v.closed] == []
+
+
+def test_lighting_fog_and_rain_are_not_structural_change():
+    truth, contexts = scene_contexts(SceneSpec.distractor_only(seed=6, duration_s=20.0, fps=5.0), with_truth_boxes=True)
+    assert run(change_rule(truth), contexts) == []

@@ -323,7 +323,25 @@ class DwellRule(ViolationRule):
         return out
 
 
-class FumeRule(ViolationRule):
+class _SingleEventRule(ViolationRule):
+    """A rule that follows at most one event of its zone at a time."""
+
+    def __init__(self, zone: ZoneConfig, params: RulesConfig) -> None:
+        super().__init__(zone, params)
+        self._event: _Event | None = None
+
+    def _close(self, ctx: FrameContext) -> list[Violation]:
+        if self._event is None:
+            return []
+        violation = self._violation(self._event, ctx, closed=True)
+        self._event = None
+        return [violation]
+
+    def finish(self, ctx: FrameContext) -> list[Violation]:
+        return self._close(ctx)
+
+
+class FumeRule(_SingleEventRule):
     """Plumes that persist in a sliding window, with hysteresis."""
 
     kind = ViolationKind.FUME
@@ -331,7 +349,6 @@ class FumeRule(ViolationRule):
     def __init__(self, zone: ZoneConfig, params: RulesConfig) -> None:
         super().__init__(zone, params)
         self._window: deque[tuple[datetime, bool]] = deque()
-        self._event: _Event | None = None
         self._pending: list[BoxSample] = []  # smoke frames of the window before confirmation
         self._background: np.ndarray | None = None
         # a frame between motion_lag_s and twice that old: slow plumes barely change between
@@ -422,8 +439,8 @@ class FumeRule(ViolationRule):
             self._levels += [level for _, _, level in smoke]
             self._set_level()
             if share <= p.off_fraction:
-                out.append(self._violation(self._event, ctx, closed=True))
-                self._event, self._pending, self._levels = None, [], []
+                out.extend(self._close(ctx))
+                self._pending, self._levels = [], []
         return out
 
     def _set_level(self) -> None:
@@ -431,15 +448,9 @@ class FumeRule(ViolationRule):
             self._event.attributes["ringelmann"] = int(np.median(self._levels))
             self._event.attributes["ringelmann_max"] = int(max(self._levels))
 
-    def finish(self, ctx: FrameContext) -> list[Violation]:
-        if self._event is None:
-            return []
-        violation = self._violation(self._event, ctx, closed=True)
-        self._event = None
-        return [violation]
 
 
-class StructuralChangeRule(ViolationRule):
+class StructuralChangeRule(_SingleEventRule):
     """Lasting change of a construction zone's structure against its reference view.
 
     The change map compares relative edge strength (gradient magnitude over local
@@ -462,7 +473,6 @@ class StructuralChangeRule(ViolationRule):
         self._changed_since: tuple[int, datetime] | None = None
         self._persist: np.ndarray | None = None
         self._last_change_at: datetime | None = None
-        self._event: _Event | None = None
 
     def rule_parameters(self) -> dict[str, Any]:
         return {**super().rule_parameters(), "construction": self.params.construction.model_dump()}
@@ -515,10 +525,7 @@ class StructuralChangeRule(ViolationRule):
             self._reference, self._reference_sum, self._reference_frames = None, None, 0
             self._started_at, self._persist = at, None
             self._changed_since = self._last_change_at = None
-            if self._event is not None:
-                out.append(self._violation(self._event, ctx, closed=True))
-                self._event = None
-            return out
+            return self._close(ctx)
         # a structure is one compact region; rain, noise and flicker scatter
         count, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
         largest = int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1 if count > 1 else 0
@@ -541,17 +548,9 @@ class StructuralChangeRule(ViolationRule):
                 self._event.attributes["changed_fraction"] = round(fraction, 4)
         elif self._last_change_at is not None and (at - self._last_change_at).total_seconds() > self.zone.max_gap_s:
             self._changed_since = self._last_change_at = None
-            if self._event is not None:
-                out.append(self._violation(self._event, ctx, closed=True))
-                self._event = None
+            out.extend(self._close(ctx))
         return out
 
-    def finish(self, ctx: FrameContext) -> list[Violation]:
-        if self._event is None:
-            return []
-        violation = self._violation(self._event, ctx, closed=True)
-        self._event = None
-        return [violation]
 
 
 def build_rules(zone: ZoneConfig, params: RulesConfig) -> list[ViolationRule]:

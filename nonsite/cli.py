@@ -25,6 +25,10 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 
 
+class CommandError(Exception):
+    """A command cannot go on; the message says why in one line."""
+
+
 def _unit_interval(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -144,7 +148,7 @@ def _detector_config(args: argparse.Namespace) -> dict[str, object]:
             config["names_file"] = args.names
         else:
             if not args.names.is_file():
-                raise FileNotFoundError(f"names file {args.names} does not exist")
+                raise CommandError(f"names file {args.names} does not exist")
             config["names"] = [n.strip() for n in args.names.read_text().splitlines() if n.strip()]
     return config
 
@@ -212,12 +216,12 @@ def _pick_camera(path: Path, camera_id: str | None) -> CameraConfig:
     if camera_id is None:
         if len(cameras) != 1:
             ids = ", ".join(c.id for c in cameras)
-            raise FileNotFoundError(f"{path} has {len(cameras)} cameras ({ids}): choose one with --camera")
+            raise CommandError(f"{path} has {len(cameras)} cameras ({ids}): choose one with --camera")
         return cameras[0]
     for camera in cameras:
         if camera.id == camera_id:
             return camera
-    raise FileNotFoundError(f"{path} has no camera {camera_id!r} (it has {', '.join(c.id for c in cameras)})")
+    raise CommandError(f"{path} has no camera {camera_id!r} (it has {', '.join(c.id for c in cameras)})")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -269,7 +273,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate_files(args.truth, args.pred)
         label = f"{report.scenes} scenes from {args.truth}"
     else:
-        raise FileNotFoundError("give --truth and --pred, or --synthetic")
+        raise CommandError("give --truth and --pred, or --synthetic")
     print(label)
     print(f"distractor-only footage: {report.distractor_hours * 60:.1f} min")
     print(f"{'kind':14} {'TP':>4} {'FP':>4} {'FN':>4} {'precision':>9} {'recall':>7} {'F1':>6} ", end="")
@@ -329,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (SourceError, VisionError, ModelsError, DatasetError, FileNotFoundError) as e:
+    except (CommandError, SourceError, VisionError, ModelsError, DatasetError) as e:
         print(f"nonsite {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -52,3 +52,10 @@ def test_the_suite_is_a_third_distractor_only():
     assert len(distractors) == 10
     assert all(s.duration_s == 60.0 and s.fps == 5.0 for s in distractors)
     assert len({s.seed for s in specs}) == 30
+
+
+def test_eval_events_needs_truth_and_predictions_or_the_suite(tmp_path, capsys):
+    assert main(["eval", "events"]) == 1
+    assert "give --truth and --pred, or --synthetic" in capsys.readouterr().err
+    assert main(["eval", "events", "--truth", str(tmp_path), "--pred", str(tmp_path)]) == 1
+    assert "no *.truth.json files" in capsys.readouterr().err

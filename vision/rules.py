@@ -193,7 +193,7 @@ class ViolationRule(ABC):
 
     @property
     def needs_every_frame(self) -> bool:
-        """Whether the rule is following something that the motion gate must not hide from it."""
+        """Whether the rule follows an open event that the motion gate must not hide from it."""
         return False
 
     def rule_parameters(self) -> dict[str, Any]:
@@ -362,14 +362,16 @@ class FumeRule(_SingleEventRule):
 
     @property
     def needs_every_frame(self) -> bool:
-        # a thin plume drifting slowly can fall under the gate's threshold while it lasts
-        return self._event is not None or any(present for _, present in self._window)
+        # once a plume is confirmed, a thin stretch of it drifting under the gate's threshold
+        # must not end the event; a new event still needs frames the gate let through
+        return self._event is not None
 
     def _smoke_boxes(self, ctx: FrameContext) -> list[tuple[tuple[float, float, float, float], float, int]]:
         """This frame's smoke boxes in the zone that look like smoke: (box, score, Ringelmann)."""
         d = ctx.detections
         p = self.params.fume
-        if len(d) == 0:
+        # a frame the motion gate skipped counts as one without smoke: plumes move
+        if not ctx.inferred or len(d) == 0:
             return []
         classes = set(self.zone.classes)
         names = np.array([ctx.names[c] in classes for c in d.class_id.tolist()], bool)
@@ -408,9 +410,6 @@ class FumeRule(_SingleEventRule):
         p = self.params.fume
         frame = ctx.frame
         at = frame.captured_at
-        if not ctx.inferred:
-            # the motion gate skipped this frame: no evidence either way, so the window is left alone
-            return []
         active = self.zone.active_at(at)
         smoke = self._smoke_boxes(ctx) if active else []
         self._learn_background(frame.image, at, bool(smoke))
@@ -447,7 +446,6 @@ class FumeRule(_SingleEventRule):
         if self._event is not None and self._levels:
             self._event.attributes["ringelmann"] = int(np.median(self._levels))
             self._event.attributes["ringelmann_max"] = int(max(self._levels))
-
 
 
 class StructuralChangeRule(_SingleEventRule):
@@ -550,7 +548,6 @@ class StructuralChangeRule(_SingleEventRule):
             self._changed_since = self._last_change_at = None
             out.extend(self._close(ctx))
         return out
-
 
 
 def build_rules(zone: ZoneConfig, params: RulesConfig) -> list[ViolationRule]:

@@ -1,0 +1,1 @@
+"""Evidence: sealed packages, signatures, the transparency log; verifiable from a bundle alone."""

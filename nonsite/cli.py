@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--out", type=Path, default=Path("var/eval/events"), help="where the suite's files go")
     events.add_argument("--seed", type=int, default=None, help="first scene seed of the suite (default: the fixed one)")
 
+    verify = sub.add_parser("verify", help="verify an evidence bundle offline: hashes, signatures, log proof")
+    verify.add_argument("bundle", type=Path, help="bundle .zip")
+
     starter = sub.add_parser(
         "starter-model", help="train the shipped starter model from synthetic scenes (needs the train extra)"
     )
@@ -291,6 +294,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from evidence.bundle import key_fingerprints, verify_bundle
+
+    checks = verify_bundle(args.bundle)
+    for c in checks:
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"nonsite verify: {args.bundle} FAILED at {failed[0].name}: {failed[0].detail}", file=sys.stderr)
+        return EXIT_FAILED
+    keys = ", ".join(f"{k} {v[:16]}…" for k, v in key_fingerprints(args.bundle).items())
+    print(f"verified: every check passed; signed by keys {keys} (compare with the agency's published keys)")
+    return 0
+
+
 def cmd_starter_model(args: argparse.Namespace) -> int:
     from nonsite.starter import ZOO, train_starter
 
@@ -317,6 +335,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "analyze": cmd_analyze,
     "eval": cmd_eval,
+    "verify": cmd_verify,
     "starter-model": cmd_starter_model,
 }
 

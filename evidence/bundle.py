@@ -1,0 +1,170 @@
+"""Bundles: one package with everything needed to verify it offline, and the verifier.
+
+A bundle is a zip holding the package's files, its canonical manifest and signature, its
+log leaf with an inclusion proof, a signed checkpoint of the log, the public keys, and a
+human-readable summary. `verify_bundle` needs nothing but the zip: it checks every file's
+hash, that nothing was added or dropped, the manifest signature, the leaf, the inclusion
+proof against the checkpoint's root, and the checkpoint's signature, and names the first
+check that failed. (RFC 3161 timestamps of checkpoints come later.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evidence.canonical import CanonicalJSONError, canonical_json, parse_canonical
+from evidence.merkle import leaf_hash, verify_inclusion
+from evidence.package import load_package
+from evidence.signing import verify_signature
+from evidence.store import write_atomic
+from evidence.vault import Checkpoint, Vault, package_leaf
+
+BUNDLE_FORMAT = "nonsite.bundle/1"
+_MEMBERS = ("bundle.json", "manifest.json", "checkpoint.json", "keys.json")
+
+
+def export_bundle(vault: Vault, package_id: str, out: Path, *, checkpoint: Checkpoint | None = None) -> Path:
+    """Write the bundle of `package_id` to `out` (a .zip), with a fresh checkpoint unless given."""
+    package, files = load_package(vault.store, package_id)
+    index = vault.leaf_index(package_id)
+    checkpoint = checkpoint or vault.checkpoint()
+    if index >= checkpoint.tree_size:
+        raise ValueError(f"checkpoint of size {checkpoint.tree_size} does not cover leaf {index}")
+    proof = vault.log.inclusion_proof(index, checkpoint.tree_size)
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "package_id": package_id,
+        "signature": package.signature.to_json(),
+        "leaf": {"index": index, "data": package_leaf(package_id).decode()},
+        "inclusion_proof": [h.hex() for h in proof],
+        "checkpoint_signature": checkpoint.signature.to_json(),
+    }
+    keys = {key_id: key.hex() for key_id, key in vault.keys.public_keys().items()}
+    buffer = Path(out)
+    tmp = buffer.with_name(f".{buffer.name}.partial")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", canonical_json(package.manifest))
+        z.writestr("bundle.json", canonical_json(bundle))
+        z.writestr("checkpoint.json", canonical_json(checkpoint.body))
+        z.writestr("keys.json", canonical_json(keys))
+        for name, data in sorted(files.items()):
+            z.writestr(f"files/{name}", data)
+        z.writestr("SUMMARY.txt", _summary(package.manifest, package_id, index, checkpoint))
+    write_atomic(buffer, tmp.read_bytes())
+    tmp.unlink()
+    return buffer
+
+
+def _summary(manifest: dict[str, Any], package_id: str, index: int, checkpoint: Checkpoint) -> str:
+    v = manifest["violation"]
+    lines = [
+        f"Evidence package {package_id}",
+        f"  device   {json.dumps(manifest['device'], ensure_ascii=False)}",
+        f"  place    {json.dumps(manifest['place'], ensure_ascii=False)}",
+        f"  capture  {json.dumps(manifest['capture'], ensure_ascii=False)}",
+        f"  finding  {v.get('kind')} in zone {v.get('zone')}",
+        f"  files    {', '.join(manifest['files'])}",
+        f"  log      leaf {index} of {checkpoint.tree_size}, root {checkpoint.body['root']}",
+        f"           checkpoint of {checkpoint.body['time']}",
+        "Verify offline with: nonsite verify <this bundle>.zip",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def verify_bundle(path: Path) -> list[Check]:
+    """Every check of the bundle at `path`, in order; the verdict is `all(c.ok for c in checks)`."""
+    checks: list[Check] = []
+
+    def check(name: str, ok: bool, detail: str) -> bool:
+        checks.append(Check(name, ok, detail))
+        return ok
+
+    try:
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        check("bundle", False, f"{path}: not a readable zip: {e}")
+        return checks
+    with z:
+        names = set(z.namelist())
+        missing = [m for m in _MEMBERS if m not in names]
+        if not check("bundle", not missing, f"missing {', '.join(missing)}" if missing else "all parts present"):
+            return checks
+        try:
+            manifest_bytes = z.read("manifest.json")
+            manifest = parse_canonical(manifest_bytes)
+            bundle = parse_canonical(z.read("bundle.json"))
+            checkpoint_bytes = z.read("checkpoint.json")
+            checkpoint = parse_canonical(checkpoint_bytes)
+            keys = {k: bytes.fromhex(v) for k, v in parse_canonical(z.read("keys.json")).items()}
+        except (CanonicalJSONError, ValueError, AttributeError) as e:
+            check("canonical", False, f"a bundle part is not canonical JSON: {e}")
+            return checks
+        package_id = hashlib.sha256(manifest_bytes).hexdigest()
+        check("package id", package_id == bundle.get("package_id"), f"manifest hashes to {package_id}")
+        listed = manifest.get("files", {})
+        present = {n.removeprefix("files/") for n in names if n.startswith("files/")}
+        for name, entry in sorted(listed.items()):
+            if name not in present:
+                check(f"file {name}", False, "listed in the manifest but missing from the bundle")
+                continue
+            digest = hashlib.sha256(z.read(f"files/{name}")).hexdigest()
+            check(f"file {name}", digest == entry["sha256"], f"sha256 {digest}")
+        for name in sorted(present - set(listed)):
+            check(f"file {name}", False, "in the bundle but not in the manifest")
+        signature = bundle.get("signature", {})
+        key = keys.get(signature.get("key_id", ""))
+        check(
+            "manifest signature",
+            key is not None and verify_signature(key, manifest_bytes, _hex(signature.get("signature"))),
+            f"Ed25519 by key {signature.get('key_id')}",
+        )
+        leaf = bundle.get("leaf", {})
+        leaf_data = str(leaf.get("data", "")).encode()
+        check("log leaf", leaf_data == package_leaf(package_id), f"leaf {leaf.get('index')} names this package")
+        checkpoint_signature = bundle.get("checkpoint_signature", {})
+        checkpoint_key = keys.get(checkpoint_signature.get("key_id", ""))
+        check(
+            "checkpoint signature",
+            checkpoint_key is not None
+            and verify_signature(checkpoint_key, checkpoint_bytes, _hex(checkpoint_signature.get("signature"))),
+            f"tree size {checkpoint.get('tree_size')}, root {checkpoint.get('root')}, time {checkpoint.get('time')}",
+        )
+        try:
+            proof = [bytes.fromhex(h) for h in bundle.get("inclusion_proof", [])]
+            included = verify_inclusion(
+                leaf_hash(leaf_data),
+                int(leaf.get("index", -1)),
+                int(checkpoint["tree_size"]),
+                proof,
+                bytes.fromhex(checkpoint["root"]),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            check("inclusion proof", False, f"malformed: {e}")
+        else:
+            check("inclusion proof", included, f"leaf {leaf.get('index')} is in the checkpointed log")
+    return checks
+
+
+def _hex(value: object) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        return b""
+
+
+def key_fingerprints(path: Path) -> dict[str, str]:
+    """The bundle's public keys by id, to compare with the keys the agency publishes."""
+    with zipfile.ZipFile(path) as z:
+        return dict(json.loads(z.read("keys.json")))

@@ -1,0 +1,101 @@
+"""The evidence vault: the store, the signing keys and the transparency log, together.
+
+Sealing a finding stores its package, then appends the package to the log as a leaf;
+checkpoints (tree size, root, time) are signed on demand. A crash between the two steps is
+healed by sealing again: the package is found, and the leaf is appended only if the log
+does not already end with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evidence.canonical import canonical_json
+from evidence.merkle import MerkleLog, leaf_hash
+from evidence.package import PackageFile, SealedPackage, seal
+from evidence.signing import KeyRing, Signature
+from evidence.store import ContentStore, write_atomic
+
+CHECKPOINT_FORMAT = "nonsite.checkpoint/1"
+
+
+def package_leaf(package_id: str) -> bytes:
+    """The log leaf of a package: canonical JSON naming it."""
+    return canonical_json({"type": "evidence.package", "package_id": package_id})
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    body: dict[str, Any]  # format, origin, tree_size, root (hex), time
+    signature: Signature
+
+    @property
+    def tree_size(self) -> int:
+        return int(self.body["tree_size"])
+
+    @property
+    def root(self) -> bytes:
+        return bytes.fromhex(self.body["root"])
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPackage:
+    package: SealedPackage
+    leaf_index: int
+
+
+class Vault:
+    """One deployment's evidence: `store/`, `log/leaves` under `root`; keys in `key_folder`."""
+
+    def __init__(self, root: Path, key_folder: Path, *, origin: str = "nonsite") -> None:
+        self.root = Path(root)
+        if Path(key_folder).resolve().is_relative_to(self.root.resolve()):
+            raise ValueError(f"signing keys must live outside the evidence root {self.root}, not in {key_folder}")
+        self.store = ContentStore(self.root / "store")
+        self.keys = KeyRing.open_or_create(Path(key_folder))
+        (self.root / "log").mkdir(parents=True, exist_ok=True)
+        self.log = MerkleLog(self.root / "log" / "leaves")
+        self.origin = origin
+
+    def close(self) -> None:
+        self.log.close()
+
+    def _index_path(self, package_id: str) -> Path:
+        return self.store.root / "packages" / f"{package_id}.log.json"
+
+    def seal(self, finding: Mapping[str, Any], files: Sequence[PackageFile]) -> LoggedPackage:
+        """Seal the finding's package and log it; sealing again returns the same leaf."""
+        package = seal(self.store, self.keys, finding, files)
+        index_path = self._index_path(package.package_id)
+        if index_path.is_file():
+            return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
+        wanted = leaf_hash(package_leaf(package.package_id))
+        # a crash after the append but before the index was written: the leaf is already the last one
+        if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
+            index = self.log.size - 1
+        else:
+            index = self.log.append(package_leaf(package.package_id))
+        write_atomic(index_path, canonical_json({"leaf_index": index}))
+        return LoggedPackage(package, index)
+
+    def leaf_index(self, package_id: str) -> int:
+        path = self._index_path(package_id)
+        if not path.is_file():
+            raise KeyError(f"package {package_id} is not in the log")
+        return int(json.loads(path.read_text())["leaf_index"])
+
+    def checkpoint(self, at: datetime | None = None) -> Checkpoint:
+        """A signed statement of the log's current size and root."""
+        body = {
+            "format": CHECKPOINT_FORMAT,
+            "origin": self.origin,
+            "tree_size": self.log.size,
+            "root": self.log.root().hex(),
+            "time": (at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        }
+        return Checkpoint(body, self.keys.sign(canonical_json(body)))

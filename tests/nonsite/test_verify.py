@@ -1,0 +1,22 @@
+import zipfile
+
+from evidence.bundle import export_bundle
+from evidence.vault import Vault
+from nonsite.cli import main
+from tests.evidence.test_bundle import finding, package_files
+
+
+def test_verify_passes_a_good_bundle_and_names_the_first_failure_of_a_bad_one(tmp_path, capsys):
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    logged = vault.seal(finding(), package_files(b"cli"))
+    bundle = export_bundle(vault, logged.package.package_id, tmp_path / "b.zip")
+    vault.close()
+    assert main(["verify", str(bundle)]) == 0
+    assert "verified: every check passed" in capsys.readouterr().out
+    tampered = tmp_path / "t.zip"
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, data + b"!" if name == "files/clip.mp4" else data)
+    assert main(["verify", str(tampered)]) == 1
+    assert "FAILED at file clip.mp4" in capsys.readouterr().err

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.synthetic import SceneSpec, SceneTruth, sample_scene_spec, write_video
+from evidence.vault import Vault
 from models.evaluate_events import EventReport, evaluate_files
+from pipelines.sealing import seal_recorded_violation
 from pipelines.sources import FileSource
 from vision.camera import CameraConfig
 from vision.detectors import Detector
@@ -32,6 +34,7 @@ class AnalysisReport:
     violations_path: Path
     stats: EngineStats
     closed: int
+    packages: tuple[str, ...] = ()
 
 
 def analyze_frames(frames: Iterator[Frame], engine: Engine, out_dir: Path) -> AnalysisReport:
@@ -57,10 +60,21 @@ def analyze_source(
     out_dir: Path,
     *,
     motion_gate: bool = True,
+    vault: Vault | None = None,
 ) -> AnalysisReport:
+    """Run the camera's engine over a recorded source; with a `vault`, seal every closed violation."""
     fps = source.fps if source.kind == "video" else camera.fps
     engine = Engine(camera, detector, fps=fps, motion_gate=motion_gate)
-    return analyze_frames(iter(source), engine, out_dir)
+    report = analyze_frames(iter(source), engine, out_dir)
+    if vault is None or source.kind != "video":
+        return report
+    packages = []
+    for line in report.violations_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["closed"]:
+            logged = seal_recorded_violation(vault, record, source.path, camera, fps)
+            packages.append(logged.package.package_id)
+    return AnalysisReport(report.violations_path, report.stats, report.closed, tuple(packages))
 
 
 # --- the synthetic suite ---------------------------------------------------------------

@@ -43,6 +43,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _vault_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--evidence", type=Path, default=Path("var/evidence"), help="evidence root (store and log)")
+    parser.add_argument(
+        "--keys", type=Path, default=Path("var/keys"), help="signing key ring, outside the evidence root"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nonsite", description="Computer vision for non-site enforcement.")
     parser.add_argument("--version", action="version", version=f"nonsite {__version__}")
@@ -88,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--conf", type=_unit_interval, default=0.25, help="minimum detection score")
     analyze.add_argument("--no-motion-gate", action="store_true", help="run the detector on every frame")
     analyze.add_argument("--out", type=Path, help="output folder (default: var/analyze/<source name>)")
+    _vault_arguments(analyze)
+    analyze.add_argument("--no-seal", action="store_true", help="do not seal violations as evidence")
+
+    evidence = sub.add_parser("evidence", help="sealed evidence: export bundles")
+    evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True, metavar="WHAT")
+    export = evidence_sub.add_parser("export", help="write a package's offline-verifiable bundle")
+    export.add_argument("package", help="package id (the SHA-256 of its manifest)")
+    export.add_argument("--out", type=Path, required=True, help="bundle .zip to write")
+    _vault_arguments(export)
 
     evaluate = sub.add_parser("eval", help="evaluate detection and violation quality")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
@@ -208,6 +224,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"    violation: {v['kind']} in zone {v['zone']}, frames {v['start_frame']}-{v['end_frame']}, "
                 f"confirmed at frame {v['confirmed_frame']}{extra}"
             )
+        if r.bundle is not None:
+            verdict = "verifies offline" if r.bundle_verified else "FAILED verification"
+            print(f"    sealed as evidence; bundle {r.bundle} {verdict} (nonsite verify {r.bundle})")
         print(f"    wrote {r.report.outputs[-1]}, {r.report.outputs[0]} and violations.jsonl")
     return 0
 
@@ -228,6 +247,7 @@ def _pick_camera(path: Path, camera_id: str | None) -> CameraConfig:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from evidence.vault import Vault
     from nonsite.analyze import analyze_source
     from nonsite.starter import starter_model_path
     from pipelines.sources import FileSource
@@ -240,13 +260,38 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     detector = create_detector({"type": backend, "path": model, "conf": args.conf})
     source = FileSource(args.source, source_id=camera.id)
     out = args.out or Path("var") / "analyze" / (args.source.stem or "source")
-    report = analyze_source(source, camera, detector, out, motion_gate=not args.no_motion_gate)
+    vault = None if args.no_seal else Vault(args.evidence, args.keys)
+    try:
+        report = analyze_source(source, camera, detector, out, motion_gate=not args.no_motion_gate, vault=vault)
+    finally:
+        if vault is not None:
+            vault.close()
     stats = report.stats
     print(
         f"{stats.frames} frames, detector ran on {stats.inferred} ({stats.gated_fraction:.0%} skipped by the "
         f"motion gate); {stats.violations_opened} violations confirmed, {report.closed} closed"
     )
     print(f"wrote {report.violations_path}")
+    for package in report.packages:
+        print(f"sealed evidence package {package} in {args.evidence}")
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from evidence.bundle import export_bundle
+    from evidence.vault import Vault
+
+    vault = Vault(args.evidence, args.keys)
+    try:
+        vault.leaf_index(args.package)
+    except KeyError as e:
+        vault.close()
+        raise CommandError(f"no logged package {args.package} in {args.evidence}") from e
+    try:
+        path = export_bundle(vault, args.package, args.out)
+    finally:
+        vault.close()
+    print(f"wrote {path}; verify it anywhere with: nonsite verify {path}")
     return 0
 
 
@@ -336,6 +381,7 @@ COMMANDS = {
     "analyze": cmd_analyze,
     "eval": cmd_eval,
     "verify": cmd_verify,
+    "evidence": cmd_evidence,
     "starter-model": cmd_starter_model,
 }
 

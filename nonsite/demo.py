@@ -3,8 +3,9 @@
 Renders three camera scenes (a restaurant street with an exhaust plume, a sidewalk where a
 stall appears, a site where scaffolding goes up), runs the shipped starter model over each
 like a camera feed, and writes annotated videos and `detections.jsonl`; then runs each
-scene through the camera engine (motion gate, tracker, zone rules) and writes the
-violations it found to `violations.jsonl`. Because the scenes
+scene through the camera engine (motion gate, tracker, zone rules), writes the
+violations it found to `violations.jsonl`, seals each as evidence and exports a bundle
+that verifies offline. Because the scenes
 are synthetic, their exact ground truth is known, and the summary says how many of the
 truth boxes the detector found (synthetic figures, never to be read as real-world ones).
 """
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from datasets.synthetic import SceneSpec, SceneTruth, write_video
+from evidence.bundle import export_bundle, verify_bundle
+from evidence.vault import Vault
 from nonsite.analyze import analyze_source, synthetic_camera
 from nonsite.detect import DetectReport, run_detect
 from pipelines.sources import FileSource
@@ -42,6 +45,8 @@ class SceneResult:
     found: int
     extra: int
     violations: list[dict[str, Any]]
+    bundle: Path | None
+    bundle_verified: bool
 
 
 def match_against_truth(jsonl: Path, truth: SceneTruth) -> tuple[int, int, int]:
@@ -76,20 +81,35 @@ def match_against_truth(jsonl: Path, truth: SceneTruth) -> tuple[int, int, int]:
 
 
 def run_demo(detector: Detector, out_dir: Path, *, progress: bool) -> list[SceneResult]:
-    """Render the demo footage under `out_dir/footage` (once) and detect in each scene."""
+    """Render the demo footage under `out_dir/footage`, detect, analyse and seal each scene.
+
+    Evidence goes to `out_dir/evidence` (keys in `out_dir/keys`); each scene's first package
+    is exported as `evidence-bundle.zip` and verified as a stranger would verify it.
+    """
     footage = out_dir / "footage"
     footage.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name, seed in DEMO_SCENES:
-        spec: SceneSpec = getattr(SceneSpec, name)(seed=seed)
-        video = footage / f"{name}.mp4"
-        logger.info("rendering %s", video)
-        truth = write_video(spec, video)
-        report = run_detect(FileSource(video, source_id=f"demo/{name}"), detector, out_dir / name, progress=progress)
-        total, found, extra = match_against_truth(out_dir / name / "detections.jsonl", truth)
-        camera = synthetic_camera(f"demo-{name}", truth, str(video))
-        analysis = analyze_source(FileSource(video, source_id=camera.id), camera, detector, out_dir / name)
-        lines = analysis.violations_path.read_text(encoding="utf-8").splitlines()
-        violations = [r for r in map(json.loads, lines) if r["closed"]]
-        results.append(SceneResult(name, report, total, found, extra, violations))
-    return results
+    vault = Vault(out_dir / "evidence", out_dir / "keys")
+    try:
+        return [_run_scene(name, seed, detector, out_dir, footage, vault, progress) for name, seed in DEMO_SCENES]
+    finally:
+        vault.close()
+
+
+def _run_scene(
+    name: str, seed: int, detector: Detector, out_dir: Path, footage: Path, vault: Vault, progress: bool
+) -> SceneResult:
+    spec: SceneSpec = getattr(SceneSpec, name)(seed=seed)
+    video = footage / f"{name}.mp4"
+    logger.info("rendering %s", video)
+    truth = write_video(spec, video)
+    report = run_detect(FileSource(video, source_id=f"demo/{name}"), detector, out_dir / name, progress=progress)
+    total, found, extra = match_against_truth(out_dir / name / "detections.jsonl", truth)
+    camera = synthetic_camera(f"demo-{name}", truth, str(video))
+    analysis = analyze_source(FileSource(video, source_id=camera.id), camera, detector, out_dir / name, vault=vault)
+    lines = analysis.violations_path.read_text(encoding="utf-8").splitlines()
+    violations = [r for r in map(json.loads, lines) if r["closed"]]
+    bundle, verified = None, False
+    if analysis.packages:
+        bundle = export_bundle(vault, analysis.packages[0], out_dir / name / "evidence-bundle.zip")
+        verified = all(check.ok for check in verify_bundle(bundle))
+    return SceneResult(name, report, total, found, extra, violations, bundle, verified)

@@ -1,4 +1,5 @@
 import json
+import zipfile
 
 import yaml
 
@@ -14,11 +15,22 @@ def test_analyze_then_evaluate_a_rendered_stall_scene(tmp_path, capsys):
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text(yaml.safe_dump({"cameras": [camera.model_dump(mode="json", exclude_none=True)]}))
     out = tmp_path / "out"
-    assert main(["analyze", str(video), "--cameras", str(cameras), "--out", str(out)]) == 0
+    vault = ["--evidence", str(tmp_path / "evidence"), "--keys", str(tmp_path / "keys")]
+    assert main(["analyze", str(video), "--cameras", str(cameras), "--out", str(out), *vault]) == 0
+    sealed = [line.split()[3] for line in capsys.readouterr().out.splitlines() if line.startswith("sealed")]
     records = [json.loads(line) for line in (out / "violations.jsonl").read_text().splitlines()]
     closed = [r for r in records if r["closed"]]
     assert [r["kind"] for r in closed] == ["occupation"] * len([e for e in truth.events if e.kind == "occupation"])
     assert all(r["source"] == "cam-stall" and r["model_id"] for r in records)
+    # every closed violation became a sealed package whose bundle verifies offline
+    assert len(sealed) == len(closed)
+    bundle = tmp_path / "bundle.zip"
+    assert main(["evidence", "export", sealed[0], "--out", str(bundle), *vault]) == 0
+    assert main(["verify", str(bundle)]) == 0
+    with zipfile.ZipFile(bundle) as z:
+        names = z.namelist()
+    assert "files/clip.mp4" in names and any(n.startswith("files/keyframe-") for n in names)
+    assert any(n.startswith("files/annotated-") for n in names)
     capsys.readouterr()
     truth_file = tmp_path / "stall.truth.json"
     assert main(["eval", "events", "--truth", str(truth_file), "--pred", str(out / "violations.jsonl")]) == 0

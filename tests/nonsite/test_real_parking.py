@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def analyze(video: Path, shared_data: Path, out: Path) -> list[dict]:
     model = shared_data / "weights/yolo_fastestv2_coco/model.onnx"
     args = ["analyze", str(video), "--cameras", str(ROOT / "examples/intel_parking.yaml")]
+    args += ["--evidence", str(out / "evidence"), "--keys", str(out.parent / f"{out.name}-keys")]
     assert main([*args, "--model", str(model), "--conf", "0.15", "--out", str(out)]) == 0
     return [json.loads(line) for line in (out / "violations.jsonl").read_text().splitlines()]
 

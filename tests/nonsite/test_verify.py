@@ -20,3 +20,9 @@ def test_verify_passes_a_good_bundle_and_names_the_first_failure_of_a_bad_one(tm
             dst.writestr(name, data + b"!" if name == "files/clip.mp4" else data)
     assert main(["verify", str(tampered)]) == 1
     assert "FAILED at file clip.mp4" in capsys.readouterr().err
+
+
+def test_exporting_an_unknown_package_names_it(tmp_path, capsys):
+    vault = ["--evidence", str(tmp_path / "evidence"), "--keys", str(tmp_path / "keys")]
+    assert main(["evidence", "export", "ab" * 32, "--out", str(tmp_path / "b.zip"), *vault]) == 1
+    assert f"no logged package {'ab' * 32}" in capsys.readouterr().err

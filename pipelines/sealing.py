@@ -1,0 +1,118 @@
+"""From a closed violation to a sealed evidence package.
+
+For recorded footage the frames of the violation's clip span are read back from the
+source; keyframes are kept lossless (PNG), annotated copies get the boxes, the zone and
+the camera and time burned in, and the clip covers the span with its pre- and post-roll.
+(Camera workers will take the same frames from their ring buffer instead.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from evidence.package import PackageFile
+from evidence.vault import LoggedPackage, Vault
+from nonsite import __version__
+from vision.camera import CameraConfig
+
+logger = logging.getLogger(__name__)
+
+
+class SealingError(Exception):
+    """The frames a violation needs cannot be read back."""
+
+
+def read_frames(video: Path, first: int, last: int) -> dict[int, np.ndarray]:
+    """Frames `first`..`last` (inclusive, clipped to the video) of a video file."""
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise SealingError(f"{video}: cannot open to read evidence frames")
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, max(0, first))
+        frames = {}
+        for index in range(max(0, first), last + 1):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames[index] = frame
+        return frames
+    finally:
+        capture.release()
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise SealingError("PNG encoding failed")
+    return bytes(data.tobytes())
+
+
+def _encode_clip(frames: list[np.ndarray], fps: float) -> bytes:
+    h, w = frames[0].shape[:2]
+    fd, name = tempfile.mkstemp(suffix=".mp4")
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+        return Path(name).read_bytes()
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _annotated(image: np.ndarray, record: dict[str, Any], camera: CameraConfig, at: datetime) -> np.ndarray:
+    out = image.copy()
+    zone = next((z for z in camera.zones if z.name == record["zone"]), None)
+    if zone is not None:
+        cv2.polylines(out, [np.asarray(zone.polygon, np.int32)], True, (0, 255, 255), 1, cv2.LINE_AA)
+    x1, y1, x2, y2 = (round(v) for v in record["bbox"])
+    cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), 2, cv2.LINE_AA)
+    caption = f"{camera.id}  {at.strftime('%Y-%m-%d %H:%M:%S')} UTC  {record['kind']} @ {record['zone']}"
+    cv2.rectangle(out, (0, 0), (out.shape[1], 24), (0, 0, 0), -1)
+    cv2.putText(out, caption, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def seal_recorded_violation(
+    vault: Vault, record: dict[str, Any], video: Path, camera: CameraConfig, fps: float
+) -> LoggedPackage:
+    """Seal one closed violation record (`Violation.to_record()`) of a recorded video."""
+    first, last = record["clip_span"]
+    frames = read_frames(video, first, last)
+    if not frames:
+        raise SealingError(f"{video}: none of frames {first}..{last} could be read")
+    started = datetime.fromisoformat(record["started_at"])
+    files = [PackageFile("clip.mp4", _encode_clip([frames[i] for i in sorted(frames)], fps), "video/mp4", "clip")]
+    for k in record["keyframes"]:
+        if k not in frames:
+            continue
+        at = started + timedelta(seconds=(k - record["start_frame"]) / fps)
+        files.append(PackageFile(f"keyframe-{k:06d}.png", _encode_png(frames[k]), "image/png", "keyframe"))
+        annotated = _annotated(frames[k], record, camera, at)
+        files.append(PackageFile(f"annotated-{k:06d}.png", _encode_png(annotated), "image/png", "annotated"))
+    location = camera.location.model_dump(mode="json") if camera.location else {}
+    finding = {
+        "device": {"id": camera.id, "name": camera.name, "source": camera.masked_source},
+        "place": location,
+        "capture": {
+            "started_at": record["started_at"],
+            "ended_at": record["ended_at"],
+            "clock_source": "file",
+            "clip_frames": [first, last],
+            "fps": fps,
+        },
+        "violation": {k: v for k, v in record.items() if k not in ("rule", "model_id")},
+        "model": {"sha256": record["model_id"]},
+        "rule": record["rule"],
+        "engine": {"name": "nonsite", "version": __version__},
+    }
+    return vault.seal(finding, files)

@@ -384,7 +384,7 @@ class FumeRule(_SingleEventRule):
         for j, i in enumerate(np.flatnonzero(keep)):
             if not inside[j] or self._background is None or self._earlier is None:
                 continue
-            look = smoke_appearance(image, self._earlier, self._background.astype(np.uint8), d.xyxy[i])
+            look = smoke_appearance(image, self._earlier, self._background, d.xyxy[i])
             if look is None or not look.looks_like_smoke(
                 max_saturation=p.max_saturation, min_motion=p.min_motion, max_contrast_ratio=p.max_contrast_ratio
             ):
@@ -399,9 +399,7 @@ class FumeRule(_SingleEventRule):
         if self._background is None:
             self._background = image.astype(np.float32)
         elif not smoke:
-            rate = self.params.fume.background_rate
-            self._background *= 1.0 - rate
-            self._background += rate * image
+            cv2.accumulateWeighted(image, self._background, self.params.fume.background_rate)
         lag = timedelta(seconds=self.params.fume.motion_lag_s)
         if self._earlier_at is None or at - self._earlier_at >= lag:
             self._earlier, self._earlier_at = image, at

@@ -80,8 +80,9 @@ def smoke_appearance(
 ) -> SmokeAppearance | None:
     """Measure the smoke box `xyxy` in `image` against an earlier frame (`previous`) and the background.
 
-    All three images are H×W×3 uint8 BGR of one camera. Returns None for a box too small
-    to measure (under 2 px a side once clipped to the frame).
+    All three are H×W×3 BGR of one camera: uint8, or (the background) a float running
+    average, of which only the box is converted. Returns None for a box too small to
+    measure (under 2 px a side once clipped to the frame).
     """
     if image.shape != previous.shape or image.shape != background.shape:
         raise ValueError(
@@ -91,7 +92,8 @@ def smoke_appearance(
     box = _int_box(xyxy, image.shape)
     if box is None:
         return None
-    now, before, bg = _crop(image, box), _crop(previous, box), _crop(background, box)
+    now, before = _crop(image, box), _crop(previous, box)
+    bg = np.clip(_crop(background, box), 0, 255).astype(np.uint8)
     gray_now = cv2.cvtColor(now, cv2.COLOR_BGR2GRAY)
     gray_before = cv2.cvtColor(before, cv2.COLOR_BGR2GRAY)
     gray_bg = cv2.cvtColor(bg, cv2.COLOR_BGR2GRAY)

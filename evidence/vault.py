@@ -9,6 +9,7 @@ does not already end with it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,31 @@ class Checkpoint:
     @property
     def root(self) -> bytes:
         return bytes.fromhex(self.body["root"])
+
+
+CUSTODY_ACTIONS = frozenset({"view", "download", "export", "confirm", "reject", "seal"})
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyEvent:
+    """Who did what to a package, when and why; each is also a leaf of the log."""
+
+    package_id: str
+    actor: str
+    action: str
+    at: str  # ISO 8601, UTC
+    reason: str
+    leaf_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "evidence.custody",
+            "package_id": self.package_id,
+            "actor": self.actor,
+            "action": self.action,
+            "at": self.at,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +114,52 @@ class Vault:
         if not path.is_file():
             raise KeyError(f"package {package_id} is not in the log")
         return int(json.loads(path.read_text())["leaf_index"])
+
+    def _custody_path(self, package_id: str) -> Path:
+        return self.store.root / "custody" / f"{package_id}.jsonl"
+
+    def record_custody(
+        self, package_id: str, *, actor: str, action: str, reason: str = "", at: datetime | None = None
+    ) -> CustodyEvent:
+        """Record a view, download, export, confirmation or rejection of a package.
+
+        The event is appended to the log first (the durable, tamper-evident record), then to
+        the package's custody file; a crash in between leaves the log the fuller of the two.
+        """
+        if action not in CUSTODY_ACTIONS:
+            raise ValueError(f"action must be one of {sorted(CUSTODY_ACTIONS)}, but got {action!r}")
+        if not actor:
+            raise ValueError("actor must name who acted")
+        self.leaf_index(package_id)  # raises KeyError for a package that was never logged
+        when = (at or datetime.now(UTC)).isoformat(timespec="seconds")
+        event = CustodyEvent(package_id, actor, action, when, reason, -1)
+        index = self.log.append(canonical_json(event.to_json()))
+        event = CustodyEvent(package_id, actor, action, when, reason, index)
+        path = self._custody_path(package_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as f:
+            f.write(canonical_json({**event.to_json(), "leaf_index": index}) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return event
+
+    def custody_report(self, package_id: str) -> list[CustodyEvent]:
+        """Every custody event of a package, each checked against its leaf in the log."""
+        path = self._custody_path(package_id)
+        if not path.is_file():
+            return []
+        events = []
+        for line in path.read_bytes().splitlines():
+            record = json.loads(line)
+            index = record.pop("leaf_index")
+            if self.log.leaf_hash(index) != leaf_hash(canonical_json(record)):
+                raise ValueError(f"custody record of leaf {index} for {package_id} does not match the log")
+            events.append(
+                CustodyEvent(
+                    record["package_id"], record["actor"], record["action"], record["at"], record["reason"], index
+                )
+            )
+        return events
 
     def checkpoint(self, at: datetime | None = None) -> Checkpoint:
         """A signed statement of the log's current size and root."""

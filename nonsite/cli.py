@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = evidence_sub.add_parser("export", help="write a package's offline-verifiable bundle")
     export.add_argument("package", help="package id (the SHA-256 of its manifest)")
     export.add_argument("--out", type=Path, required=True, help="bundle .zip to write")
+    export.add_argument("--actor", default=None, help="who exports, for the custody log (default: $USER)")
+    export.add_argument("--reason", default="", help="why, for the custody log")
     _vault_arguments(export)
 
     evaluate = sub.add_parser("eval", help="evaluate detection and violation quality")
@@ -289,6 +292,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         raise CommandError(f"no logged package {args.package} in {args.evidence}") from e
     try:
         path = export_bundle(vault, args.package, args.out)
+        actor = args.actor or os.environ.get("USER") or "command line"
+        vault.record_custody(args.package, actor=actor, action="export", reason=args.reason)
     finally:
         vault.close()
     print(f"wrote {path}; verify it anywhere with: nonsite verify {path}")

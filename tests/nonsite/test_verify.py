@@ -26,3 +26,16 @@ def test_exporting_an_unknown_package_names_it(tmp_path, capsys):
     vault = ["--evidence", str(tmp_path / "evidence"), "--keys", str(tmp_path / "keys")]
     assert main(["evidence", "export", "ab" * 32, "--out", str(tmp_path / "b.zip"), *vault]) == 1
     assert f"no logged package {'ab' * 32}" in capsys.readouterr().err
+
+
+def test_an_export_is_recorded_in_the_custody_log(tmp_path):
+    vault_args = ["--evidence", str(tmp_path / "evidence"), "--keys", str(tmp_path / "keys")]
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    package_id = vault.seal(finding(), package_files(b"custody")).package.package_id
+    vault.close()
+    args = ["evidence", "export", package_id, "--out", str(tmp_path / "b.zip"), "--actor", "officer-7"]
+    assert main([*args, "--reason", "case file", *vault_args]) == 0
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    [event] = vault.custody_report(package_id)
+    vault.close()
+    assert (event.actor, event.action, event.reason) == ("officer-7", "export", "case file")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from evidence.canonical import CanonicalJSONError, canonical_json, parse_canonic
 from evidence.merkle import leaf_hash, verify_inclusion
 from evidence.package import load_package
 from evidence.signing import verify_signature
-from evidence.store import write_atomic
 from evidence.vault import Checkpoint, Vault, package_leaf
 
 BUNDLE_FORMAT = "nonsite.bundle/1"
@@ -45,8 +45,8 @@ def export_bundle(vault: Vault, package_id: str, out: Path, *, checkpoint: Check
         "checkpoint_signature": checkpoint.signature.to_json(),
     }
     keys = {key_id: key.hex() for key_id, key in vault.keys.public_keys().items()}
-    buffer = Path(out)
-    tmp = buffer.with_name(f".{buffer.name}.partial")
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.partial")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("manifest.json", canonical_json(package.manifest))
         z.writestr("bundle.json", canonical_json(bundle))
@@ -55,9 +55,8 @@ def export_bundle(vault: Vault, package_id: str, out: Path, *, checkpoint: Check
         for name, data in sorted(files.items()):
             z.writestr(f"files/{name}", data)
         z.writestr("SUMMARY.txt", _summary(package.manifest, package_id, index, checkpoint))
-    write_atomic(buffer, tmp.read_bytes())
-    tmp.unlink()
-    return buffer
+    os.replace(tmp, out)  # a crash leaves the partial file, never a half bundle under the real name
+    return out
 
 
 def _summary(manifest: dict[str, Any], package_id: str, index: int, checkpoint: Checkpoint) -> str:

@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--actor", default=None, help="who exports, for the custody log (default: $USER)")
     export.add_argument("--reason", default="", help="why, for the custody log")
     _vault_arguments(export)
+    checkpoint = evidence_sub.add_parser("checkpoint", help="write a signed checkpoint of the log (size, root, time)")
+    checkpoint.add_argument("--out", type=Path, required=True, help="checkpoint .json to write")
+    _vault_arguments(checkpoint)
+    consistency = evidence_sub.add_parser(
+        "consistency", help="prove from this log that a newer checkpoint only appended to an older one"
+    )
+    consistency.add_argument("old", type=Path, help="the earlier checkpoint file")
+    consistency.add_argument("new", type=Path, help="the later checkpoint file")
+    _vault_arguments(consistency)
 
     evaluate = sub.add_parser("eval", help="evaluate detection and violation quality")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
@@ -282,9 +291,37 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_evidence(args: argparse.Namespace) -> int:
     from evidence.bundle import export_bundle
+    from evidence.checkpoints import read_checkpoint, verify_append_only, write_checkpoint
     from evidence.vault import Vault
 
     vault = Vault(args.evidence, args.keys)
+    if args.evidence_command == "checkpoint":
+        try:
+            path = write_checkpoint(vault.checkpoint(), args.out, vault.keys.public_keys())
+        finally:
+            vault.close()
+        print(f"wrote {path}")
+        return 0
+    if args.evidence_command == "consistency":
+        try:
+            (old, old_keys), (new, new_keys) = read_checkpoint(args.old), read_checkpoint(args.new)
+            if new.tree_size > vault.log.size or old.tree_size > new.tree_size:
+                proof: list[bytes] = []
+            else:
+                proof = vault.log.consistency_proof(old.tree_size, new.tree_size)
+        except ValueError as e:
+            raise CommandError(str(e)) from e
+        finally:
+            vault.close()
+        checks = verify_append_only(old, new, proof, {**old_keys, **new_keys})
+        for c in checks:
+            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            print(f"nonsite evidence consistency: FAILED at {failed[0].name}", file=sys.stderr)
+            return EXIT_FAILED
+        print("consistent: the later log only appended to the earlier one")
+        return 0
     try:
         vault.leaf_index(args.package)
     except KeyError as e:

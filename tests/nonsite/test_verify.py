@@ -39,3 +39,21 @@ def test_an_export_is_recorded_in_the_custody_log(tmp_path):
     [event] = vault.custody_report(package_id)
     vault.close()
     assert (event.actor, event.action, event.reason) == ("officer-7", "export", "case file")
+
+
+def test_checkpoints_and_their_consistency_from_the_command_line(tmp_path, capsys):
+    vault_args = ["--evidence", str(tmp_path / "evidence"), "--keys", str(tmp_path / "keys")]
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    vault.seal(finding(), package_files(b"one"))
+    vault.close()
+    assert main(["evidence", "checkpoint", "--out", str(tmp_path / "old.json"), *vault_args]) == 0
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    vault.seal(finding("fume"), package_files(b"two"))
+    vault.close()
+    assert main(["evidence", "checkpoint", "--out", str(tmp_path / "new.json"), *vault_args]) == 0
+    capsys.readouterr()
+    old, new = str(tmp_path / "old.json"), str(tmp_path / "new.json")
+    assert main(["evidence", "consistency", old, new, *vault_args]) == 0
+    assert "consistent" in capsys.readouterr().out
+    assert main(["evidence", "consistency", new, old, *vault_args]) == 1
+    assert "FAILED at order" in capsys.readouterr().err

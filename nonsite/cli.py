@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from nonsite import __version__
 
 if TYPE_CHECKING:
+    from evidence.bundle import Check
     from vision.camera import CameraConfig
 
 logger = logging.getLogger("nonsite")
@@ -314,11 +315,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         finally:
             vault.close()
         checks = verify_append_only(old, new, proof, {**old_keys, **new_keys})
-        for c in checks:
-            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            print(f"nonsite evidence consistency: FAILED at {failed[0].name}", file=sys.stderr)
+        if not _report_checks(checks, "nonsite evidence consistency"):
             return EXIT_FAILED
         print("consistent: the later log only appended to the earlier one")
         return 0
@@ -381,15 +378,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from evidence.bundle import key_fingerprints, verify_bundle
-
-    checks = verify_bundle(args.bundle)
+def _report_checks(checks: Sequence[Check], failure_prefix: str) -> bool:
+    """Print one line per check; on failure name the first failed check on stderr. True if all passed."""
     for c in checks:
         print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
     failed = [c for c in checks if not c.ok]
     if failed:
-        print(f"nonsite verify: {args.bundle} FAILED at {failed[0].name}: {failed[0].detail}", file=sys.stderr)
+        print(f"{failure_prefix} FAILED at {failed[0].name}: {failed[0].detail}", file=sys.stderr)
+    return not failed
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from evidence.bundle import key_fingerprints, verify_bundle
+
+    if not _report_checks(verify_bundle(args.bundle), f"nonsite verify: {args.bundle}"):
         return EXIT_FAILED
     keys = ", ".join(f"{k} {v[:16]}…" for k, v in key_fingerprints(args.bundle).items())
     print(f"verified: every check passed; signed by keys {keys} (compare with the agency's published keys)")

@@ -77,10 +77,11 @@ class Engine:
         """Run one frame through gate, detector, tracker and rules."""
         infer = True
         if self._use_gate:
-            infer = self._gate_for(frame).update(frame.image, frame.captured_at).should_infer
+            gate = self._gate_for(frame)
+            infer = gate.update(frame.image, frame.captured_at).should_infer
             if not infer and any(rule.needs_every_frame for rule in self.rules):
                 infer = True
-                self._gate_for(frame).note_inference(frame.captured_at)
+                gate.note_inference(frame.captured_at)
         if infer:
             tracked = self.tracker.update(self.detector.detect_one(frame.image))
             self._last = tracked

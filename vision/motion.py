@@ -25,6 +25,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vision._jit import FAST, njit
+from vision._union_find import find_root
 
 logger = logging.getLogger(__name__)
 
@@ -190,16 +191,8 @@ def _motion_kernel(
 
 
 @njit(**FAST)
-def _find(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(**FAST)
 def _union(parent: np.ndarray, a: int, b: int) -> int:
-    ra, rb = _find(parent, a), _find(parent, b)
+    ra, rb = find_root(parent, a), find_root(parent, b)
     if ra < rb:
         parent[rb] = ra
         return ra

@@ -36,6 +36,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vision._jit import EXACT, njit
+from vision._union_find import find_root
 from vision.geometry import _iou_pair
 from vision.types import Detections, _frozen_view
 
@@ -251,14 +252,6 @@ def _lsap_kernel(cost: np.ndarray) -> np.ndarray:
 
 
 @njit(**EXACT)
-def _find_root(parent: np.ndarray, x: int) -> int:
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
-@njit(**EXACT)
 def _assign_kernel(cost: np.ndarray, max_cost: float) -> np.ndarray:
     """Column matched to each row (-1: none), minimising the sum of (cost - max_cost).
 
@@ -280,8 +273,8 @@ def _assign_kernel(cost: np.ndarray, max_cost: float) -> np.ndarray:
         for j in range(m):
             if cost[i, j] <= max_cost:
                 edges += 1
-                a = _find_root(parent, i)
-                b = _find_root(parent, n + j)
+                a = find_root(parent, i)
+                b = find_root(parent, n + j)
                 if a != b:
                     parent[a] = b
     if edges == 0:
@@ -290,7 +283,7 @@ def _assign_kernel(cost: np.ndarray, max_cost: float) -> np.ndarray:
     label = np.empty(n + m, np.int64)
     count = 0
     for k in range(n + m):
-        root = _find_root(parent, k)
+        root = find_root(parent, k)
         if label_of_root[root] < 0:
             label_of_root[root] = count
             count += 1

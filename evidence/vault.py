@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +88,7 @@ class Vault:
         (self.root / "log").mkdir(parents=True, exist_ok=True)
         self.log = MerkleLog(self.root / "log" / "leaves")
         self.origin = origin
+        self._append_lock = threading.Lock()  # one process may append from several threads
 
     def close(self) -> None:
         self.log.close()
@@ -101,13 +103,18 @@ class Vault:
         if index_path.is_file():
             return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
         wanted = leaf_hash(package_leaf(package.package_id))
-        # a crash after the append but before the index was written: the leaf is already the last one
-        if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
-            index = self.log.size - 1
-        else:
-            index = self.log.append(package_leaf(package.package_id))
-        write_atomic(index_path, canonical_json({"leaf_index": index}))
+        with self._append_lock:
+            # a crash after the append but before the index was written: the leaf is already the last one
+            if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
+                index = self.log.size - 1
+            else:
+                index = self.log.append(package_leaf(package.package_id))
+            write_atomic(index_path, canonical_json({"leaf_index": index}))
         return LoggedPackage(package, index)
+
+    def package_ids(self) -> list[str]:
+        """Every package sealed into the log, in no particular order."""
+        return [path.name.removesuffix(".log.json") for path in (self.store.root / "packages").glob("*.log.json")]
 
     def leaf_index(self, package_id: str) -> int:
         path = self._index_path(package_id)
@@ -133,7 +140,8 @@ class Vault:
         self.leaf_index(package_id)  # raises KeyError for a package that was never logged
         when = (at or datetime.now(UTC)).isoformat(timespec="seconds")
         event = CustodyEvent(package_id, actor, action, when, reason, -1)
-        index = self.log.append(canonical_json(event.to_json()))
+        with self._append_lock:
+            index = self.log.append(canonical_json(event.to_json()))
         event = CustodyEvent(package_id, actor, action, when, reason, index)
         path = self._custody_path(package_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +168,18 @@ class Vault:
                 )
             )
         return events
+
+    def append_record(self, record: Mapping[str, Any]) -> int:
+        """Append another part's signed record (a case transition, say) to the log; returns its leaf index.
+
+        The record is logged as its canonical JSON, so anyone holding the record can find and
+        prove its leaf; its `type` must name it and may not pose as a package or custody leaf.
+        """
+        kind = record.get("type")
+        if not isinstance(kind, str) or not kind or kind.startswith("evidence."):
+            raise ValueError(f"a logged record needs its own 'type' (not evidence.*), but got {kind!r}")
+        with self._append_lock:
+            return self.log.append(canonical_json(record))
 
     def checkpoint(self, at: datetime | None = None) -> Checkpoint:
         """A signed statement of the log's current size and root."""

@@ -1,0 +1,1 @@
+"""Case management: closed-loop enforcement cases and their statutory deadlines."""

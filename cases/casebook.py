@@ -1,0 +1,768 @@
+"""The casebook: filing sealed findings as cases and moving cases through their lifecycle.
+
+Every public method runs in its own database transaction and, once that has committed,
+appends the new transitions to the evidence Merkle log. A crash between the two leaves
+transitions without a leaf; `heal()` logs them, and files every sealed package that has
+no case yet, so re-running it after any crash loses nothing and files nothing twice.
+
+Concurrency: a case row is locked (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite
+serialises writers) and versioned, so parallel writers on one case either see each
+other's work or fail with `ConcurrentUpdateError`; filing locks the camera so that two
+findings of one camera cannot both open a case where dedupe would have merged them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cases.calendar import WorkCalendar, deadline
+from cases.db import Database
+from cases.errors import (
+    ConcurrentUpdateError,
+    FilingError,
+    IllegalTransitionError,
+    PermissionDeniedError,
+    UnknownRecordError,
+)
+from cases.ledger import seal_record, transition_record
+from cases.models import Camera, Case, CaseCounter, CaseEvidence, Deadline, Party, Transition, User, Zone
+from cases.policy import ENTRY_DEADLINES, PARTY_DEADLINES, STATUTORY, CasePolicy
+from cases.states import STEPS, TERMINAL_STATES, CaseState, RejectReason, Role, Step
+from evidence.merkle import leaf_hash
+from evidence.package import PackageError, load_package
+from evidence.vault import Vault
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_USER = "system"
+EVIDENCE_ROLES = ("detection", "recheck", "attachment")
+_RETRIES = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What filing needs to know of a sealed package: its id, kind, where and when."""
+
+    package_id: str
+    kind: str
+    camera_id: str | None
+    zone: str | None
+    started_at: datetime
+    ended_at: datetime
+    score: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+
+    @classmethod
+    def from_manifest(cls, package_id: str, manifest: Mapping[str, Any]) -> Finding:
+        """Read a finding from a sealed manifest (device, place, violation)."""
+        try:
+            violation = manifest["violation"]
+            place = manifest.get("place") or {}
+            started = datetime.fromisoformat(violation["started_at"])
+            ended = datetime.fromisoformat(violation["ended_at"])
+            return cls(
+                package_id=package_id,
+                kind=str(violation["kind"]),
+                camera_id=(manifest.get("device") or {}).get("id"),
+                zone=violation.get("zone"),
+                started_at=started,
+                ended_at=ended,
+                score=None if violation.get("score") is None else float(violation["score"]),
+                lat=place.get("lat"),
+                lon=place.get("lon"),
+                radius_m=place.get("radius_m"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise FilingError(f"package {package_id}: the manifest lacks what filing needs ({e!r})") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """The outcome of filing one finding."""
+
+    package_id: str
+    case_number: str
+    created: bool  # a new case was opened
+    joined: bool  # the finding joined an open case as further evidence
+    repeat_of: str | None = None  # the closed case this one repeats
+
+
+@dataclass(frozen=True, slots=True)
+class Stepped:
+    case_number: str
+    action: str
+    seq: int
+    from_state: str
+    to_state: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineView:
+    case_number: str
+    kind: str
+    state: str
+    camera_id: str | None
+    name: str
+    owner: str
+    basis: str
+    due_at: datetime
+    provisional: bool
+
+
+def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, a)))
+
+
+class Casebook:
+    """Cases of one agency: filing, dedupe, lifecycle, deadlines, re-checks."""
+
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        *,
+        policy: CasePolicy | None = None,
+        calendar: WorkCalendar | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.policy = policy or CasePolicy()
+        self.calendar = calendar or WorkCalendar()
+        self.clock = clock
+        self._log_lock = threading.Lock()
+        self.add_user(SYSTEM_USER, Role.SYSTEM, display_name="nonsite engine")
+
+    # --- registry ---------------------------------------------------------------------------
+
+    def add_user(self, username: str, role: Role | str, *, display_name: str = "") -> None:
+        """Add a user with a role; adding the same user with the same role again does nothing."""
+        role = Role(role)
+        if not username or len(username) > 64:
+            raise ValueError(f"a username has 1-64 characters, but got {username!r}")
+        for _ in range(_RETRIES):
+            try:
+                with self.db.session() as s:
+                    user = s.scalar(select(User).where(User.username == username))
+                    if user is None:
+                        s.add(
+                            User(
+                                username=username,
+                                display_name=display_name or username,
+                                role=role.value,
+                                active=True,
+                                created_at=self.clock(),
+                            )
+                        )
+                    elif user.role != role.value:
+                        raise ValueError(f"user {username!r} exists with role {user.role}, not {role.value}")
+                return
+            except IntegrityError:
+                continue  # added by someone else meanwhile; look again
+
+    def register_camera(
+        self,
+        camera_id: str,
+        *,
+        name: str = "",
+        lat: float | None = None,
+        lon: float | None = None,
+        zones: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Add or update a camera and its zones (name, rule); zones are never deleted (cases name them)."""
+        with self.db.session() as s:
+            camera = s.get(Camera, camera_id)
+            if camera is None:
+                camera = Camera(id=camera_id, name=name or camera_id, lat=lat, lon=lon, created_at=self.clock())
+                s.add(camera)
+            else:
+                camera.name, camera.lat, camera.lon = name or camera.name, lat, lon
+            s.flush()
+            known = {z.name: z for z in camera.zones}
+            for zone_name, rule in zones:
+                if zone_name in known:
+                    known[zone_name].rule = rule
+                else:
+                    s.add(Zone(camera_id=camera_id, name=zone_name, rule=rule))
+
+    def add_party(
+        self,
+        *,
+        kind: str,
+        name: str,
+        address: str = "",
+        credit_code: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+        zones: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Add premises or a party, and link the camera zones (camera id, zone name) that watch it."""
+        with self.db.session() as s:
+            party = Party(
+                kind=kind,
+                name=name,
+                address=address,
+                credit_code=credit_code,
+                lat=lat,
+                lon=lon,
+                created_at=self.clock(),
+            )
+            s.add(party)
+            s.flush()
+            for camera_id, zone_name in zones:
+                self._zone(s, camera_id, zone_name).party_id = party.id
+            return party.id
+
+    # --- filing -----------------------------------------------------------------------------
+
+    def file_package(self, package_id: str) -> Filed:
+        """File a sealed package from the vault (idempotent on the package id, its manifest hash)."""
+        try:
+            package, _ = load_package(self.vault.store, package_id)
+        except (PackageError, FileNotFoundError, KeyError) as e:
+            raise FilingError(f"package {package_id} cannot be read from the evidence store: {e}") from e
+        return self.file_finding(Finding.from_manifest(package_id, package.manifest))
+
+    def file_finding(self, finding: Finding) -> Filed:
+        """Open a case for a finding, or add it to the open case it repeats within the merge window."""
+        for attempt in range(_RETRIES):
+            try:
+                with self.db.session() as s:
+                    filed = self._file(s, finding, self.clock())
+                break
+            except IntegrityError:
+                # the same package filed concurrently, or a case number taken meanwhile: look again
+                if attempt == _RETRIES - 1:
+                    raise
+        self._log_pending()
+        return filed
+
+    def _zone(self, s: Session, camera_id: str, zone_name: str) -> Zone:
+        zone = s.scalar(select(Zone).where(Zone.camera_id == camera_id, Zone.name == zone_name))
+        if zone is None:
+            raise UnknownRecordError(f"camera {camera_id!r} has no zone {zone_name!r}")
+        return zone
+
+    def _file(self, s: Session, finding: Finding, at: datetime) -> Filed:
+        existing = s.scalar(select(CaseEvidence).where(CaseEvidence.package_id == finding.package_id))
+        if existing is not None:
+            return Filed(finding.package_id, existing.case.number, created=False, joined=False)
+        zone = None
+        if finding.camera_id is not None:
+            # one filer per camera at a time, so dedupe sees every case opened before it
+            camera = s.scalar(select(Camera).where(Camera.id == finding.camera_id).with_for_update())
+            if camera is None:
+                raise FilingError(
+                    f"package {finding.package_id} names camera {finding.camera_id!r}, which is not registered "
+                    f"(register it with `nonsite cases register --cameras CONFIG`)"
+                )
+            if finding.zone is not None:
+                zone = s.scalar(select(Zone).where(Zone.camera_id == camera.id, Zone.name == finding.zone))
+                if zone is None:
+                    raise FilingError(
+                        f"package {finding.package_id} names zone {finding.zone!r}, which camera "
+                        f"{finding.camera_id!r} does not have"
+                    )
+        elif finding.lat is None or finding.lon is None:
+            raise FilingError(f"package {finding.package_id} names neither a camera nor a place on the ground")
+
+        open_case = self._open_case_for(s, finding, zone)
+        if open_case is not None:
+            self._attach(s, open_case, finding, "detection", at)
+            open_case.last_seen_at = max(open_case.last_seen_at, finding.ended_at)
+            self._step(
+                s, open_case, STEPS["add_evidence"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id]
+            )
+            return Filed(finding.package_id, open_case.number, created=False, joined=True)
+
+        previous = self._last_closed(s, finding, zone)
+        case = Case(
+            number=self._next_number(s, at),
+            agency=self.policy.agency,
+            kind=finding.kind,
+            state=CaseState.DETECTED.value,
+            camera_id=finding.camera_id,
+            zone_id=zone.id if zone else None,
+            party_id=zone.party_id if zone else None,
+            lat=finding.lat,
+            lon=finding.lon,
+            radius_m=finding.radius_m,
+            first_seen_at=finding.started_at,
+            last_seen_at=finding.ended_at,
+            opened_at=at,
+            previous_case_id=previous.id if previous else None,
+        )
+        s.add(case)
+        s.flush()
+        self._attach(s, case, finding, "detection", at)
+        self._step(s, case, STEPS["queue"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id])
+        return Filed(
+            finding.package_id, case.number, created=True, joined=False, repeat_of=previous.number if previous else None
+        )
+
+    def _same_place(self, finding: Finding, zone: Zone | None) -> list[Any]:
+        if finding.camera_id is not None:
+            return [Case.camera_id == finding.camera_id, Case.zone_id == (zone.id if zone else None)]
+        return [Case.camera_id.is_(None), Case.lat.is_not(None), Case.lon.is_not(None)]
+
+    def _near(self, case: Case, finding: Finding) -> bool:
+        if finding.camera_id is not None:
+            return True
+        assert case.lat is not None and case.lon is not None and finding.lat is not None and finding.lon is not None
+        reach = (case.radius_m or 0.0) + (finding.radius_m or 0.0)
+        return _distance_m(case.lat, case.lon, finding.lat, finding.lon) <= max(reach, 1.0)
+
+    def _open_case_for(self, s: Session, finding: Finding, zone: Zone | None) -> Case | None:
+        query = (
+            select(Case)
+            .where(
+                Case.kind == finding.kind,
+                Case.state.not_in([state.value for state in TERMINAL_STATES]),
+                Case.last_seen_at >= finding.started_at - self.policy.merge_window,
+                *self._same_place(finding, zone),
+            )
+            .order_by(Case.last_seen_at.desc())
+            .with_for_update()
+        )
+        return next((case for case in s.scalars(query) if self._near(case, finding)), None)
+
+    def _last_closed(self, s: Session, finding: Finding, zone: Zone | None) -> Case | None:
+        query = (
+            select(Case)
+            .where(Case.kind == finding.kind, Case.state == CaseState.CLOSED.value, *self._same_place(finding, zone))
+            .order_by(Case.closed_at.desc())
+        )
+        return next((case for case in s.scalars(query) if self._near(case, finding)), None)
+
+    def _next_number(self, s: Session, at: datetime) -> str:
+        """The next case number of the agency in the local year of `at`, e.g. CG-2026-000123."""
+        agency, year = self.policy.agency, at.astimezone(self.policy.tz).year
+        bump = (
+            update(CaseCounter)
+            .where(CaseCounter.agency == agency, CaseCounter.year == year)
+            .values(last=CaseCounter.last + 1)
+            .returning(CaseCounter.last)
+        )
+        value = s.scalar(bump)
+        if value is None:
+            try:
+                with s.begin_nested():
+                    s.add(CaseCounter(agency=agency, year=year, last=1))
+                value = 1
+            except IntegrityError:
+                value = s.scalar(bump)  # another filer made the year's counter first
+        return f"{agency}-{year}-{value:06d}"
+
+    def _attach(self, s: Session, case: Case, finding: Finding, role: str, at: datetime) -> None:
+        s.add(
+            CaseEvidence(
+                case_id=case.id,
+                package_id=finding.package_id,
+                role=role,
+                observed_from=finding.started_at,
+                observed_to=finding.ended_at,
+                score=finding.score,
+                added_at=at,
+            )
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def apply(
+        self,
+        case_number: str,
+        action: str,
+        *,
+        actor: str,
+        reason: str = "",
+        reason_code: str | None = None,
+        evidence: Sequence[str] = (),
+        expected_version: int | None = None,
+        rectify_days: int | None = None,
+    ) -> Stepped:
+        """Take one lifecycle step on a case, as `actor`; refuses anything the lifecycle does not allow.
+
+        `expected_version` is the case version the actor saw: if the case has moved on since,
+        the step is refused with `ConcurrentUpdateError` instead of acting on stale information.
+        `evidence` names sealed packages (already in the store) that the step attaches.
+        """
+        step = STEPS.get(action)
+        if step is None:
+            raise IllegalTransitionError(f"unknown action {action!r}; known: {', '.join(sorted(STEPS))}")
+        at = self.clock()
+        try:
+            with self.db.session() as s:
+                case = self._case(s, case_number, lock=True)
+                if expected_version is not None and case.version != expected_version:
+                    raise ConcurrentUpdateError(
+                        f"case {case_number} is at version {case.version}, not {expected_version}: "
+                        "someone else changed it; reload and try again"
+                    )
+                user = self._user(s, actor)
+                for package_id in evidence:
+                    self._attach_package(s, case, package_id, "attachment", at)
+                transition = self._step(
+                    s,
+                    case,
+                    step,
+                    user,
+                    at=at,
+                    reason=reason,
+                    reason_code=reason_code,
+                    evidence=evidence,
+                    rectify_days=rectify_days,
+                )
+                stepped = Stepped(
+                    case.number, action, transition.seq, transition.from_state, transition.to_state, case.version
+                )
+        except (StaleDataError, IntegrityError) as e:
+            raise ConcurrentUpdateError(f"case {case_number} was changed by someone else meanwhile; try again") from e
+        self._log_pending()
+        # the version is bumped at flush; report the one the case has now
+        return Stepped(
+            stepped.case_number,
+            stepped.action,
+            stepped.seq,
+            stepped.from_state,
+            stepped.to_state,
+            self.case_version(case_number),
+        )
+
+    def case_version(self, case_number: str) -> int:
+        with self.db.session() as s:
+            return self._case(s, case_number).version
+
+    def _case(self, s: Session, case_number: str, *, lock: bool = False) -> Case:
+        query = select(Case).where(Case.number == case_number)
+        if lock:
+            query = query.with_for_update()
+        case = s.scalar(query)
+        if case is None:
+            raise UnknownRecordError(f"no case numbered {case_number!r}")
+        return case
+
+    def _user(self, s: Session, username: str) -> User:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise UnknownRecordError(f"no user named {username!r}")
+        return user
+
+    def _attach_package(self, s: Session, case: Case, package_id: str, role: str, at: datetime) -> Finding | None:
+        """Attach a sealed package to a case; returns its finding, or None if it already belongs to the case."""
+        held = s.scalar(select(CaseEvidence).where(CaseEvidence.package_id == package_id))
+        if held is not None:
+            if held.case_id != case.id:
+                raise IllegalTransitionError(f"package {package_id} already belongs to case {held.case.number}")
+            return None
+        try:
+            package, _ = load_package(self.vault.store, package_id)
+        except (PackageError, FileNotFoundError, KeyError) as e:
+            raise IllegalTransitionError(f"package {package_id} is not a sealed package in the evidence store") from e
+        try:
+            finding = Finding.from_manifest(package_id, package.manifest)
+        except FilingError:
+            finding = Finding(package_id, case.kind, case.camera_id, None, at, at)
+        self._attach(s, case, finding, role, at)
+        return finding
+
+    def _check_step(
+        self,
+        s: Session,
+        case: Case,
+        step: Step,
+        user: User,
+        at: datetime,
+        reason: str,
+        reason_code: str | None,
+        evidence: Sequence[str],
+    ) -> None:
+        state = CaseState(case.state)
+        if state not in step.sources:
+            allowed = ", ".join(sorted(step.sources))
+            raise IllegalTransitionError(
+                f"case {case.number} is {state}: '{step.action}' is allowed only from {allowed}"
+            )
+        if not user.active:
+            raise PermissionDeniedError(f"user {user.username!r} is deactivated")
+        if Role(user.role) not in step.roles:
+            raise PermissionDeniedError(
+                f"'{step.action}' needs the role {' or '.join(sorted(step.roles))}; {user.username!r} is {user.role}"
+            )
+        if step.needs_reason and not reason.strip():
+            raise IllegalTransitionError(f"'{step.action}' needs a reason")
+        if step.needs_reason_code:
+            codes = ", ".join(code.value for code in RejectReason)
+            if reason_code not in set(RejectReason):
+                raise IllegalTransitionError(f"'{step.action}' needs a reason code, one of: {codes}")
+            if reason_code == RejectReason.OTHER and not reason.strip():
+                raise IllegalTransitionError("reason code 'other' needs a reason in words")
+        elif reason_code is not None:
+            raise IllegalTransitionError(f"'{step.action}' takes no reason code")
+        if step.needs_evidence and not evidence:
+            raise IllegalTransitionError(f"'{step.action}' needs sealed evidence attached")
+        if step.action == "legal_review" and state == CaseState.PRE_NOTICE_SENT:
+            window = self._open_deadline(case, "hearing_request")
+            if window is not None and at < window.due_at:
+                raise IllegalTransitionError(
+                    f"the party may state a defense or ask for a hearing until {window.due_at.isoformat()} "
+                    "(Art. 64); record the defense, or wait for the window to close"
+                )
+        if step.action == "decide":
+            officers = {t.actor_id for t in case.transitions if t.actor.role == Role.OFFICER}
+            if len(officers) < 2:
+                raise IllegalTransitionError(
+                    f"a decision needs at least two officers to have acted on the case (Art. 42); "
+                    f"case {case.number} has {len(officers)}"
+                )
+
+    @staticmethod
+    def _open_deadline(case: Case, name: str) -> Deadline | None:
+        return next((d for d in case.deadlines if d.name == name and d.met_at is None), None)
+
+    def _step(
+        self,
+        s: Session,
+        case: Case,
+        step: Step,
+        user: User,
+        *,
+        at: datetime,
+        reason: str = "",
+        reason_code: str | None = None,
+        evidence: Sequence[str] = (),
+        rectify_days: int | None = None,
+    ) -> Transition:
+        self._check_step(s, case, step, user, at, reason, reason_code, evidence)
+        source = CaseState(case.state)
+        target = step.target or source
+        last = case.transitions[-1] if case.transitions else None
+        seq = (last.seq if last else 0) + 1
+        record = transition_record(
+            agency=case.agency,
+            case_number=case.number,
+            seq=seq,
+            action=step.action,
+            from_state=source.value,
+            to_state=target.value,
+            actor=user.username,
+            role=user.role,
+            at=at,
+            reason=reason,
+            reason_code=reason_code,
+            evidence=evidence,
+            previous=last.record_sha256 if last else None,
+        )
+        text, sha, signature = seal_record(self.vault, record)
+        transition = Transition(
+            case_id=case.id,
+            seq=seq,
+            action=step.action,
+            from_state=source.value,
+            to_state=target.value,
+            actor_id=user.id,
+            at=at,
+            reason=reason,
+            reason_code=reason_code,
+            attachments=list(evidence),
+            record=text,
+            record_sha256=sha,
+            key_id=signature.key_id,
+            signature=signature.value.hex(),
+        )
+        case.transitions.append(transition)
+        for open_deadline in case.deadlines:
+            if open_deadline.met_at is None and (open_deadline.name in step.meets or target in TERMINAL_STATES):
+                open_deadline.met_at = at
+        if target != source:
+            case.state = target.value
+            self._open_deadlines(case, target, at, rectify_days)
+            if target in TERMINAL_STATES:
+                case.closed_at = at
+                case.outcome = self._outcome(step, source, reason_code)
+        s.flush()
+        return transition
+
+    @staticmethod
+    def _outcome(step: Step, source: CaseState, reason_code: str | None) -> str:
+        if step.action == "reject":
+            return f"rejected:{reason_code}"
+        if step.action == "dismiss":
+            return "dismissed"
+        return "rectified" if source == CaseState.RECTIFIED else "penalized"
+
+    def _open_deadlines(self, case: Case, state: CaseState, at: datetime, rectify_days: int | None) -> None:
+        for name in ENTRY_DEADLINES.get(state, ()):
+            if self._open_deadline(case, name) is not None:
+                continue  # a period already running (the decision period spans the filed states)
+            rule = STATUTORY.get(name) or self.policy.rule(name, rectify_days if name == "rectification" else None)
+            computed = deadline(rule, at, self.calendar, tz=self.policy.tz)
+            case.deadlines.append(
+                Deadline(
+                    name=name,
+                    owner="party" if name in PARTY_DEADLINES else "agency",
+                    basis=rule.basis,
+                    starts_at=at,
+                    due_at=computed.due_at,
+                    provisional=computed.provisional,
+                )
+            )
+            if name == "rectification":
+                # the agency owes a fresh look soon after the party's period ends
+                recheck = deadline(self.policy.rule("recheck"), computed.due_at, self.calendar, tz=self.policy.tz)
+                case.deadlines.append(
+                    Deadline(
+                        name="recheck",
+                        owner="agency",
+                        basis=self.policy.rule("recheck").basis,
+                        starts_at=computed.due_at,
+                        due_at=recheck.due_at,
+                        provisional=recheck.provisional or computed.provisional,
+                    )
+                )
+
+    # --- re-checks --------------------------------------------------------------------------
+
+    def due_rechecks(self, at: datetime | None = None) -> list[DeadlineView]:
+        """Warned cases whose rectification period has ended: the camera should take a fresh look."""
+        at = at or self.clock()
+        return [
+            view
+            for view in self._deadline_views(at=None)
+            if view.name == "rectification" and view.state == CaseState.WARNED and view.due_at <= at
+        ]
+
+    def record_recheck(self, case_number: str, *, package_id: str, violation_present: bool) -> list[Stepped]:
+        """Close the loop on a warned case with the sealed result of a fresh look at its zone.
+
+        Gone: the case is rectified and closed with the new evidence. Still there: it escalates
+        to the head for filing, with the new evidence attached.
+        """
+        if violation_present:
+            return [
+                self.apply(
+                    case_number,
+                    "escalate",
+                    actor=SYSTEM_USER,
+                    evidence=[package_id],
+                    reason="re-check after the rectification deadline: violation still present",
+                )
+            ]
+        return [
+            self.apply(
+                case_number,
+                "rectify",
+                actor=SYSTEM_USER,
+                evidence=[package_id],
+                reason="re-check after the rectification deadline: violation gone",
+            ),
+            self.apply(case_number, "close", actor=SYSTEM_USER, reason="rectified; confirmed by re-check"),
+        ]
+
+    # --- deadlines --------------------------------------------------------------------------
+
+    def _deadline_views(self, *, at: datetime | None, soon: bool = False) -> list[DeadlineView]:
+        with self.db.session() as s:
+            query = (
+                select(Deadline, Case)
+                .join(Case, Deadline.case_id == Case.id)
+                .where(Deadline.met_at.is_(None))
+                .order_by(Deadline.due_at)
+            )
+            if at is not None:
+                query = query.where(Deadline.due_at <= (at + self.policy.due_soon_delta if soon else at))
+            return [
+                DeadlineView(
+                    case.number,
+                    case.kind,
+                    case.state,
+                    case.camera_id,
+                    d.name,
+                    d.owner,
+                    d.basis,
+                    d.due_at,
+                    d.provisional,
+                )
+                for d, case in s.execute(query).tuples()
+            ]
+
+    def overdue(self, at: datetime | None = None) -> list[DeadlineView]:
+        """Open deadlines that have passed, earliest first."""
+        return self._deadline_views(at=at or self.clock())
+
+    def due_soon(self, at: datetime | None = None) -> list[DeadlineView]:
+        """Open deadlines that pass within the policy's due-soon horizon but have not passed yet."""
+        at = at or self.clock()
+        return [view for view in self._deadline_views(at=at, soon=True) if view.due_at > at]
+
+    # --- healing ----------------------------------------------------------------------------
+
+    def unfiled_packages(self) -> list[str]:
+        """Sealed packages in the vault that no case holds (a crash between sealing and filing)."""
+        sealed = set(self.vault.package_ids())
+        with self.db.session() as s:
+            filed = set(s.scalars(select(CaseEvidence.package_id)))
+        return sorted(sealed - filed)
+
+    def heal(self) -> list[Filed]:
+        """File every sealed package without a case and log every transition without a leaf."""
+        self._log_pending()
+        filed = []
+        for package_id in self.unfiled_packages():
+            try:
+                filed.append(self.file_package(package_id))
+            except FilingError as e:
+                logger.error("cannot file %s: %s", package_id, e)
+        return filed
+
+    def _log_pending(self) -> int:
+        """Append transitions that are not yet in the Merkle log, oldest first; returns how many."""
+        logged = 0
+        with self._log_lock:
+            while True:
+                with self.db.session() as s:
+                    transition = s.scalar(
+                        select(Transition)
+                        .where(Transition.leaf_index.is_(None))
+                        .order_by(Transition.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    if transition is None:
+                        return logged
+                    data = transition.record.encode()
+                    log = self.vault.log
+                    # a crash after the append but before the commit: the leaf is already the last one
+                    if log.size and log.leaf_hash(log.size - 1) == leaf_hash(data):
+                        transition.leaf_index = log.size - 1
+                    else:
+                        transition.leaf_index = self.vault.append_record(json.loads(data))
+                    logged += 1
+
+    def pending_log_count(self) -> int:
+        with self.db.session() as s:
+            return int(
+                s.scalar(select(func.count()).select_from(Transition).where(Transition.leaf_index.is_(None))) or 0
+            )

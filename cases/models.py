@@ -1,0 +1,219 @@
+"""The case database: SQLAlchemy 2 models. The schema itself is owned by Alembic
+(`cases/migrations`); a test checks that these models and the migrations agree.
+
+Times are stored as UTC and always come back timezone-aware, on SQLite as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive datetimes are refused, not guessed at."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"case times must be timezone-aware, but got naive {value.isoformat()}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    """A person (or the engine itself, `system`) who acts on cases, with one role."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class Party(Base):
+    """Premises or a party a case can name: a restaurant, a shop front, a construction parcel."""
+
+    __tablename__ = "parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400), default="")
+    credit_code: Mapped[str | None] = mapped_column(String(32))  # 统一社会信用代码
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+
+    zones: Mapped[list[Zone]] = relationship(back_populates="camera", order_by="Zone.name")
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("camera_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    rule: Mapped[str] = mapped_column(String(32))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
+
+    camera: Mapped[Camera] = relationship(back_populates="zones")
+    party: Mapped[Party | None] = relationship()
+
+
+class CaseCounter(Base):
+    """The last case number handed out per agency and year."""
+
+    __tablename__ = "case_counters"
+
+    agency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    agency: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    camera_id: Mapped[str | None] = mapped_column(ForeignKey("cameras.id"), index=True)
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
+    # drone findings have a place on the ground instead of a camera zone
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    opened_at: Mapped[datetime] = mapped_column(index=True)
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))  # reject reason code, "rectified", "decided", ...
+    previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it from the class)
+
+    camera: Mapped[Camera | None] = relationship()
+    zone: Mapped[Zone | None] = relationship()
+    party: Mapped[Party | None] = relationship()
+    previous_case: Mapped[Case | None] = relationship(remote_side=[id])
+    evidence: Mapped[list[CaseEvidence]] = relationship(back_populates="case", order_by="CaseEvidence.id")
+    transitions: Mapped[list[Transition]] = relationship(back_populates="case", order_by="Transition.seq")
+    deadlines: Mapped[list[Deadline]] = relationship(back_populates="case", order_by="Deadline.id")
+
+
+class CaseEvidence(Base):
+    """A sealed evidence package (by manifest hash) that belongs to a case."""
+
+    __tablename__ = "case_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    package_id: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # detection | recheck | attachment
+    observed_from: Mapped[datetime | None]
+    observed_to: Mapped[datetime | None]
+    score: Mapped[float | None] = mapped_column(Float)
+    added_at: Mapped[datetime]
+
+    case: Mapped[Case] = relationship(back_populates="evidence")
+
+
+class Transition(Base):
+    """One recorded step of a case: who, when, from, to, why, with what; signed and logged."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    attachments: Mapped[list[Any]] = mapped_column(default=list)  # evidence package ids
+    record: Mapped[str] = mapped_column(Text)  # the canonical JSON that was signed and logged
+    record_sha256: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))  # hex Ed25519
+    leaf_index: Mapped[int | None] = mapped_column(Integer)  # set once appended to the Merkle log
+
+    case: Mapped[Case] = relationship(back_populates="transitions")
+    actor: Mapped[User] = relationship()
+
+
+class Deadline(Base):
+    """A period running against a case: who owes what by when, and when it was met."""
+
+    __tablename__ = "deadlines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(16))  # agency | party
+    basis: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    met_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="deadlines")

@@ -19,7 +19,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -630,8 +630,10 @@ class Casebook:
                 )
             )
             if name == "rectification":
-                # the agency owes a fresh look soon after the party's period ends
-                recheck = deadline(self.policy.rule("recheck"), computed.due_at, self.calendar, tz=self.policy.tz)
+                # the agency owes a fresh look soon after the party's period ends; counted from the
+                # period's last day (its last instant), so one working day means the next working day
+                last_instant = computed.due_at - timedelta(microseconds=1)
+                recheck = deadline(self.policy.rule("recheck"), last_instant, self.calendar, tz=self.policy.tz)
                 case.deadlines.append(
                     Deadline(
                         name="recheck",
@@ -705,7 +707,7 @@ class Casebook:
                     d.due_at,
                     d.provisional,
                 )
-                for d, case in s.execute(query).tuples()
+                for d, case in s.execute(query)
             ]
 
     def overdue(self, at: datetime | None = None) -> list[DeadlineView]:

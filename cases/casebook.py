@@ -69,6 +69,7 @@ class Finding:
     lat: float | None = None
     lon: float | None = None
     radius_m: float | None = None
+    recheck_of: str | None = None  # a re-check look names the case it was taken for
 
     @classmethod
     def from_manifest(cls, package_id: str, manifest: Mapping[str, Any]) -> Finding:
@@ -89,6 +90,7 @@ class Finding:
                 lat=place.get("lat"),
                 lon=place.get("lon"),
                 radius_m=place.get("radius_m"),
+                recheck_of=violation.get("recheck_of"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FilingError(f"package {package_id}: the manifest lacks what filing needs ({e!r})") from e
@@ -289,6 +291,16 @@ class Casebook:
         elif finding.lat is None or finding.lon is None:
             raise FilingError(f"package {finding.package_id} names neither a camera nor a place on the ground")
 
+        if finding.recheck_of is not None:
+            # a re-check look whose outcome was never recorded (a crash): keep it with its case
+            case = self._case(s, finding.recheck_of, lock=True)
+            self._attach(s, case, finding, "recheck", at)
+            if CaseState(case.state) not in TERMINAL_STATES:
+                self._step(
+                    s, case, STEPS["add_evidence"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id]
+                )
+            return Filed(finding.package_id, case.number, created=False, joined=True)
+
         open_case = self._open_case_for(s, finding, zone)
         if open_case is not None:
             self._attach(s, open_case, finding, "detection", at)
@@ -402,6 +414,7 @@ class Casebook:
         evidence: Sequence[str] = (),
         expected_version: int | None = None,
         rectify_days: int | None = None,
+        evidence_role: str = "attachment",
     ) -> Stepped:
         """Take one lifecycle step on a case, as `actor`; refuses anything the lifecycle does not allow.
 
@@ -423,7 +436,7 @@ class Casebook:
                     )
                 user = self._user(s, actor)
                 for package_id in evidence:
-                    self._attach_package(s, case, package_id, "attachment", at)
+                    self._attach_package(s, case, package_id, evidence_role, at)
                 transition = self._step(
                     s,
                     case,
@@ -669,6 +682,7 @@ class Casebook:
                     "escalate",
                     actor=SYSTEM_USER,
                     evidence=[package_id],
+                    evidence_role="recheck",
                     reason="re-check after the rectification deadline: violation still present",
                 )
             ]
@@ -678,6 +692,7 @@ class Casebook:
                 "rectify",
                 actor=SYSTEM_USER,
                 evidence=[package_id],
+                evidence_role="recheck",
                 reason="re-check after the rectification deadline: violation gone",
             ),
             self.apply(case_number, "close", actor=SYSTEM_USER, reason="rectified; confirmed by re-check"),

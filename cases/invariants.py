@@ -14,8 +14,10 @@ case is closed" (有案必立、立案必结) something a command can prove or r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -80,10 +82,37 @@ def transition_problems(casebook: Casebook, case: Case, transitions: list[Transi
             )
             if t.leaf_index is not None or p != "not yet in the Merkle log"
         ]
+        problems += _row_mismatches(case, t)
         previous, state = t.record_sha256, t.to_state
     if state != case.state:
         problems.append(f"case {case.number}: history ends in {state}, but the case is {case.state}")
     return problems
+
+
+def _row_mismatches(case: Case, t: Transition) -> list[str]:
+    """Columns of a transition row that differ from its signed record (readers see the row)."""
+    where = f"case {case.number} step {t.seq} ({t.action})"
+    try:
+        record = json.loads(t.record)
+        at = datetime.fromisoformat(str(record.get("at")))
+    except (ValueError, TypeError, AttributeError):
+        return [f"{where}: the signed record cannot be read"]
+    row: dict[str, Any] = {
+        "case": case.number,
+        "seq": t.seq,
+        "action": t.action,
+        "from": t.from_state,
+        "to": t.to_state,
+        "actor": t.actor.username,
+        "role": t.actor.role,
+        "reason": t.reason,
+        "reason_code": t.reason_code,
+        "evidence": list(t.attachments or []),
+    }
+    differ = [key for key, value in row.items() if record.get(key) != value]
+    if at != t.at:
+        differ.append("at")
+    return [f"{where}: the stored {key!r} differs from the signed record" for key in differ]
 
 
 def check_invariants(casebook: Casebook, at: datetime | None = None) -> InvariantReport:

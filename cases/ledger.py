@@ -76,7 +76,12 @@ def check_record(
     """What is wrong with one stored transition record (nothing: an empty list)."""
     problems = []
     data = record_text.encode()
-    record = json.loads(data)
+    try:
+        record = json.loads(data)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return ["record is not a JSON object"]
     if canonical_json(record) != data:
         problems.append("record is not in canonical form")
     if hashlib.sha256(data).hexdigest() != record_sha256:

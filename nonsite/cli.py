@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     starter.add_argument("--batch", type=_positive_int, default=32)
     starter.add_argument("--workers", type=int, default=4)
     starter.add_argument("--device", default="auto", help="auto, cpu, or a CUDA device index")
+
+    from nonsite.cases_cli import add_commands
+
+    add_commands(sub, _vault_arguments)
     return parser
 
 
@@ -419,7 +423,28 @@ def cmd_starter_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from nonsite.cases_cli import cmd_db as run
+
+    return run(args)
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    from nonsite.cases_cli import cmd_cases as run
+
+    return run(args)
+
+
+def cmd_day(args: argparse.Namespace) -> int:
+    from nonsite.cases_cli import cmd_day as run
+
+    return run(args)
+
+
 COMMANDS = {
+    "db": cmd_db,
+    "cases": cmd_cases,
+    "day": cmd_day,
     "detect": cmd_detect,
     "demo": cmd_demo,
     "analyze": cmd_analyze,
@@ -435,14 +460,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from cases.errors import CaseError
     from datasets.errors import DatasetError
+    from evidence.errors import EvidenceError
     from models.errors import ModelsError
     from pipelines.sources import SourceError
     from vision.errors import VisionError
 
     try:
         return COMMANDS[args.command](args)
-    except (CommandError, SourceError, VisionError, ModelsError, DatasetError) as e:
+    except (CommandError, SourceError, VisionError, ModelsError, DatasetError, CaseError, EvidenceError) as e:
         print(f"nonsite {args.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -48,7 +48,7 @@ def read_frames(video: Path, first: int, last: int) -> dict[int, np.ndarray]:
         capture.release()
 
 
-def _encode_png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise SealingError("PNG encoding failed")
@@ -82,6 +82,18 @@ def _annotated(image: np.ndarray, record: dict[str, Any], camera: CameraConfig, 
     return out
 
 
+def keyframe_files(
+    index: int, frame: np.ndarray, record: dict[str, Any], camera: CameraConfig, at: datetime
+) -> list[PackageFile]:
+    """A keyframe kept lossless, and its annotated copy (zone, box, camera and time burned in)."""
+    return [
+        PackageFile(f"keyframe-{index:06d}.png", encode_png(frame), "image/png", "keyframe"),
+        PackageFile(
+            f"annotated-{index:06d}.png", encode_png(_annotated(frame, record, camera, at)), "image/png", "annotated"
+        ),
+    ]
+
+
 def seal_recorded_violation(
     vault: Vault, record: dict[str, Any], video: Path, camera: CameraConfig, fps: float
 ) -> LoggedPackage:
@@ -96,9 +108,7 @@ def seal_recorded_violation(
         if k not in frames:
             continue
         at = started + timedelta(seconds=(k - record["start_frame"]) / fps)
-        files.append(PackageFile(f"keyframe-{k:06d}.png", _encode_png(frames[k]), "image/png", "keyframe"))
-        annotated = _annotated(frames[k], record, camera, at)
-        files.append(PackageFile(f"annotated-{k:06d}.png", _encode_png(annotated), "image/png", "annotated"))
+        files += keyframe_files(k, frames[k], record, camera, at)
     location = camera.location.model_dump(mode="json") if camera.location else {}
     finding = {
         "device": {"id": camera.id, "name": camera.name, "source": camera.masked_source},

@@ -44,7 +44,7 @@ def test_warning_road_closes_after_a_clean_recheck(casebook, vault, clock, case_
         assert case.state == "closed" and case.outcome == "rectified"
         assert case.closed_at == clock.now
         assert [t.action for t in case.transitions] == ["queue", "confirm", "warn", "rectify", "close"]
-        assert {e.package_id: e.role for e in case.evidence}[look] == "attachment"
+        assert {e.package_id: e.role for e in case.evidence}[look] == "recheck"
         assert all(d.met_at is not None for d in case.deadlines)
 
 

@@ -1,0 +1,320 @@
+"""`nonsite db` and `nonsite cases`: the case database from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cases.casebook import Casebook, DeadlineView
+
+DEFAULT_DB_HELP = "case database URL (default: $NONSITE_DATABASE_URL, else sqlite:///var/nonsite.db)"
+
+
+def add_commands(sub: Any, vault_arguments: Any) -> None:
+    """Add the `db` and `cases` commands to the top-level subparsers."""
+    db = sub.add_parser("db", help="the case database: bring its schema up to date")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", help="apply the Alembic migrations (safe to run again)")
+    upgrade.add_argument("--db", help=DEFAULT_DB_HELP)
+
+    cases = sub.add_parser("cases", help="cases: file sealed findings, move them along, check, report")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True, metavar="ACTION")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = cases_sub.add_parser(name, help=help_text)
+        parser.add_argument("--db", help=DEFAULT_DB_HELP)
+        vault_arguments(parser)
+        parser.add_argument("--policy", type=Path, help="YAML file of the agency's case policy (CasePolicy)")
+        return parser
+
+    register = command("register", "register the cameras and zones of camera configs")
+    register.add_argument("--cameras", type=Path, required=True, help="camera config YAML")
+    user = command("user", "add a user with a role")
+    user.add_argument("username")
+    user.add_argument("--role", required=True, choices=["officer", "legal_reviewer", "head", "engineer", "admin"])
+    user.add_argument("--name", default="", help="display name")
+    file = command("file", "file sealed packages as cases (no ids: every sealed package not yet filed)")
+    file.add_argument("packages", nargs="*", help="package ids (manifest hashes)")
+    listing = command("list", "list cases")
+    listing.add_argument("--state")
+    listing.add_argument("--kind")
+    listing.add_argument("--camera")
+    listing.add_argument("--limit", type=int, default=50)
+    show = command("show", "a case with its evidence, history and deadlines")
+    show.add_argument("number")
+    step = command("step", "take a lifecycle step on a case")
+    step.add_argument("number")
+    step.add_argument("action", help="confirm, reject, warn, file, send_pre_notice, record_defense, ...")
+    step.add_argument("--actor", required=True, help="username of who takes the step")
+    step.add_argument("--reason", default="")
+    step.add_argument("--code", help="reason code (reject: false_detection, steam, fog, shadow, ...)")
+    step.add_argument("--attach", nargs="*", default=[], metavar="PACKAGE", help="sealed package ids to attach")
+    step.add_argument("--version", type=int, help="the case version you saw; refused if it has moved on")
+    step.add_argument("--days", type=int, help="rectification period in working days (warn)")
+    overdue = command("overdue", "deadlines that have passed (and with --soon, those about to)")
+    overdue.add_argument("--soon", action="store_true")
+    command("check", "check the closed-loop invariants; exit status 1 if one is broken")
+    kpi = command("kpi", "KPIs of a period")
+    kpi.add_argument("--from", dest="start", type=date.fromisoformat, help="first local day (default: 7 days ago)")
+    kpi.add_argument("--to", dest="end", type=date.fromisoformat, help="last local day (default: today)")
+    kpi.add_argument("--by", choices=["all", "camera", "kind"], default="all")
+    kpi.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    export = command("export", "write a case file (卷宗): HTML with evidence thumbnails and history, plus bundles")
+    export.add_argument("number")
+    export.add_argument("--out", type=Path, help="folder (default: var/casefiles/NUMBER)")
+    day = sub.add_parser(
+        "day", help="a synthetic day of footage from four cameras through the whole closed loop, with KPIs"
+    )
+    day.add_argument("--out", type=Path, default=Path("var/day"), help="output folder, rebuilt each run")
+    day.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from cases.db import Database, database_url
+
+    Database(args.db).close()
+    print(f"case database at {_masked(database_url(args.db))} is up to date")
+    return 0
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _casebook(args: argparse.Namespace) -> Iterator[Casebook]:
+    import yaml
+    from pydantic import ValidationError
+
+    from cases.casebook import Casebook
+    from cases.db import Database
+    from cases.policy import CasePolicy
+    from evidence.vault import Vault
+    from nonsite.cli import CommandError
+
+    policy = CasePolicy()
+    if args.policy is not None:
+        try:
+            policy = CasePolicy.model_validate(yaml.safe_load(args.policy.read_text(encoding="utf-8")) or {})
+        except (OSError, yaml.YAMLError, ValidationError) as e:
+            raise CommandError(f"policy {args.policy}: {e}") from e
+    db = Database(args.db)
+    vault = Vault(args.evidence, args.keys)
+    try:
+        yield Casebook(db, vault, policy=policy)
+    finally:
+        vault.close()
+        db.close()
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    with _casebook(args) as book:
+        return int(HANDLERS[args.cases_command](book, args))
+
+
+def _register(book: Casebook, args: argparse.Namespace) -> int:
+    from vision.camera import load_camera_configs
+
+    for camera in load_camera_configs(args.cameras):
+        location = camera.location
+        book.register_camera(
+            camera.id,
+            name=camera.name,
+            lat=location.lat if location else None,
+            lon=location.lon if location else None,
+            zones=[(zone.name, zone.rule) for zone in camera.zones],
+        )
+        print(f"registered camera {camera.id} with zones {', '.join(z.name for z in camera.zones)}")
+    return 0
+
+
+def _user(book: Casebook, args: argparse.Namespace) -> int:
+    book.add_user(args.username, args.role, display_name=args.name)
+    print(f"user {args.username} ({args.role})")
+    return 0
+
+
+def _file(book: Casebook, args: argparse.Namespace) -> int:
+    filed = [book.file_package(p) for p in args.packages] if args.packages else book.heal()
+    for f in filed:
+        what = "opened" if f.created else "joined" if f.joined else "already in"
+        repeat = f" (repeats {f.repeat_of})" if f.repeat_of else ""
+        print(f"{f.package_id[:16]}… {what} case {f.case_number}{repeat}")
+    if not filed:
+        print("nothing to file: every sealed package belongs to a case")
+    return 0
+
+
+def _list(book: Casebook, args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from cases.models import Case
+
+    with book.db.session() as s:
+        query = select(Case).order_by(Case.id.desc())
+        for column, value in ((Case.state, args.state), (Case.kind, args.kind), (Case.camera_id, args.camera)):
+            if value:
+                query = query.where(column == value)
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        for case in s.scalars(query.limit(args.limit)):
+            opened = case.opened_at.astimezone(book.policy.tz).strftime("%Y-%m-%d %H:%M")
+            print(f"{case.number}  {case.kind:12} {case.state:16} {case.camera_id or '-':20} opened {opened}")
+        print(f"{total} case(s)")
+    return 0
+
+
+def _show(book: Casebook, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cases.errors import UnknownRecordError
+    from cases.invariants import verify_history
+    from cases.models import Case
+
+    tz = book.policy.tz
+    with book.db.session() as s:
+        case = s.scalar(select(Case).where(Case.number == args.number))
+        if case is None:
+            raise UnknownRecordError(f"no case numbered {args.number!r}")
+        zone = case.zone.name if case.zone else "-"
+        print(f"{case.number}  {case.kind}  {case.state}  (version {case.version})")
+        print(f"camera {case.camera_id or '-'}, zone {zone}; opened {case.opened_at.astimezone(tz):%Y-%m-%d %H:%M}")
+        if case.previous_case:
+            print(f"repeats {case.previous_case.number}")
+        print("evidence:")
+        for e in case.evidence:
+            print(f"  {e.package_id}  {e.role}")
+        print("history:")
+        for t in case.transitions:
+            why = f"  [{t.reason_code}]" if t.reason_code else ""
+            why += f"  {t.reason}" if t.reason else ""
+            print(f"  {t.seq:3d} {t.at.astimezone(tz):%Y-%m-%d %H:%M} {t.action:16} {t.from_state} -> {t.to_state} "
+                  f"by {t.actor.username} ({t.actor.role}){why}")  # fmt: skip
+        print("deadlines:")
+        for d in case.deadlines:
+            met = f"met {d.met_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.met_at else "OPEN"
+            provisional = " (provisional calendar)" if d.provisional else ""
+            print(f"  {d.name:16} {d.owner:6} due {d.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {met}  {d.basis}"
+                  f"{provisional}")  # fmt: skip
+    problems = verify_history(book, args.number)
+    print("history verified: signatures, hash chain, log leaves" if not problems else "PROBLEMS:")
+    for p in problems:
+        print(f"  {p}")
+    return 0 if not problems else 1
+
+
+def _step(book: Casebook, args: argparse.Namespace) -> int:
+    stepped = book.apply(
+        args.number,
+        args.action,
+        actor=args.actor,
+        reason=args.reason,
+        reason_code=args.code,
+        evidence=args.attach,
+        expected_version=args.version,
+        rectify_days=args.days,
+    )
+    print(f"{stepped.case_number}: {stepped.from_state} -> {stepped.to_state} (step {stepped.seq}, "
+          f"version {stepped.version})")  # fmt: skip
+    return 0
+
+
+def _print_deadlines(book: Casebook, views: list[DeadlineView], title: str) -> None:
+    now = book.clock()
+    print(f"{title}: {len(views)}")
+    for v in views:
+        hours = (now - v.due_at).total_seconds() / 3600
+        when = f"{hours:.0f} h overdue" if hours >= 0 else f"due in {-hours:.0f} h"
+        print(f"  {v.case_number}  {v.kind:12} {v.state:16} {v.name:16} {v.owner:6} "
+              f"{v.due_at.astimezone(book.policy.tz):%Y-%m-%d %H:%M}  {when}  {v.basis}")  # fmt: skip
+
+
+def _overdue(book: Casebook, args: argparse.Namespace) -> int:
+    _print_deadlines(book, book.overdue(), "overdue")
+    if args.soon:
+        _print_deadlines(book, book.due_soon(), f"due within {book.policy.due_soon_hours:g} h")
+    return 0
+
+
+def _check(book: Casebook, args: argparse.Namespace) -> int:
+    from cases.invariants import check_invariants
+
+    report = check_invariants(book)
+    print(f"{report.cases} cases, {report.transitions} transitions checked")
+    print(f"sealed packages without a case: {len(report.unfiled_packages)}")
+    for package in report.unfiled_packages:
+        print(f"  {package}  (file it with: nonsite cases file {package})")
+    if report.unlogged_transitions:
+        print(f"transitions not yet in the Merkle log: {report.unlogged_transitions} (nonsite cases file logs them)")
+    for problem in report.problems:
+        print(f"BROKEN {problem}")
+    _print_deadlines(book, report.overdue, "overdue (listed, so no case is forgotten)")
+    print("invariants hold" if report.ok else "invariants BROKEN")
+    return 0 if report.ok else 1
+
+
+def _kpi(book: Casebook, args: argparse.Namespace) -> int:
+    from cases.kpi import format_report, kpi_report
+
+    tz = book.policy.tz
+    today = datetime.now(tz).date()
+    last = args.end or today
+    first = args.start or last - timedelta(days=6)
+    start = datetime.combine(first, time(0), tz).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), tz).astimezone(UTC)
+    report = kpi_report(book, start=start, end=end, group_by=args.by)
+    print(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+def _export(book: Casebook, args: argparse.Namespace) -> int:
+    from cases.casefile import export_case_file
+
+    out = args.out or Path("var") / "casefiles" / args.number
+    result = export_case_file(book, args.number, out)
+    print(f"wrote {result.html} and {len(result.bundles)} evidence bundle(s)")
+    print("verified: bundles and history" if result.verified else "VERIFICATION FAILED: see the case file")
+    return 0 if result.verified else 1
+
+
+HANDLERS = {
+    "register": _register,
+    "user": _user,
+    "file": _file,
+    "list": _list,
+    "show": _show,
+    "step": _step,
+    "overdue": _overdue,
+    "check": _check,
+    "kpi": _kpi,
+    "export": _export,
+}
+
+
+def cmd_day(args: argparse.Namespace) -> int:
+    from cases.kpi import format_report
+    from nonsite.day import run_synthetic_day
+    from nonsite.starter import starter_model_path
+    from vision.detectors import create_detector
+
+    detector = create_detector({"type": "onnx_yolo", "path": args.model or starter_model_path()})
+    print("a synthetic day (all footage rendered; figures are synthetic, not real-world)")
+    result = run_synthetic_day(detector, args.out)
+    print(f"{result.scenes} scenes from 4 cameras, {result.packages} sealed packages; cases by state: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(result.states.items())))  # fmt: skip
+    print(format_report(result.kpis))
+    print()
+    print(format_report(result.kpis_by_kind).split("\n\n")[0])
+    verdict = "hold" if result.invariants.ok else "BROKEN: " + "; ".join(result.invariants.problems[:3])
+    print(f"closed-loop invariants {verdict}; {len(result.invariants.overdue)} overdue")
+    out = result.out_dir
+    where = f"--db sqlite:///{out / 'cases.db'} --evidence {out / 'evidence'} --keys {out / 'keys'}"
+    print(f"wrote {out / 'kpis.json'}; look closer with: nonsite cases list {where}")
+    return 0 if result.invariants.ok else 1

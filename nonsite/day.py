@@ -1,0 +1,220 @@
+"""A synthetic day of camera footage through the whole closed loop, for the KPI report.
+
+Four cameras watch a street (a restaurant row, a market sidewalk, a building site and a
+quiet alley); each contributes scenes spread over the day's hours, rendered with exact
+ground truth. Every scene runs through the camera engine; every violation is sealed and
+filed (dedupe merges repeats). Officers then review each case the way a careful officer
+would, by the ground truth: a finding that overlaps a true event of its kind is
+confirmed, anything else is rejected as a false detection. Confirmed stalls and plumes
+are warned with a one-working-day rectification order; confirmed construction is filed
+for a penalty. On the next working day the cameras take a fresh look at every warned
+zone (rendered with the violation gone, except at one camera where the stall is back),
+and the re-check closes or escalates each case. The figures are synthetic: they say how
+the loop behaves, never how the model does on real streets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cases.casebook import Casebook
+from cases.db import Database
+from cases.invariants import InvariantReport, check_invariants
+from cases.kpi import KpiReport, kpi_report
+from cases.models import Case
+from cases.policy import CasePolicy
+from cases.states import CaseState, Role
+from datasets.synthetic import SceneSpec, SceneTruth, sample_scene_spec, write_video
+from evidence.package import load_package
+from evidence.vault import Vault
+from nonsite.analyze import analyze_source, synthetic_camera
+from pipelines.recheck import closed_records, seal_recheck
+from pipelines.sources import FileSource
+from vision.detectors import Detector
+
+logger = logging.getLogger(__name__)
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+#: a Monday with a working Tuesday after it
+DAY = date(2026, 11, 23)
+DAY_SEED = 20261123
+#: camera id -> what its scenes show
+CAMERAS = {
+    "cam-restaurant-row": "restaurant_street",
+    "cam-market-sidewalk": "sidewalk_stall",
+    "cam-building-site": "construction_site",
+    "cam-quiet-alley": "sampled",
+}
+SCENE_HOURS = (8, 11, 14, 17, 20)
+#: the camera whose stall is back when it is re-checked
+STUBBORN_CAMERA = "cam-market-sidewalk"
+OFFICERS = (("officer-li", Role.OFFICER), ("officer-wang", Role.OFFICER), ("head-chen", Role.HEAD))
+MARKER = ".nonsite-day"
+
+
+@dataclass(frozen=True)
+class DayResult:
+    out_dir: Path
+    scenes: int
+    packages: int
+    kpis: KpiReport
+    kpis_by_kind: KpiReport
+    invariants: InvariantReport
+    states: dict[str, int]
+
+
+def _scene(camera_id: str, hour: int, index: int) -> SceneSpec:
+    preset = CAMERAS[camera_id]
+    seed = DAY_SEED + 100 * index + hour
+    if preset == "sampled":
+        return sample_scene_spec(seed) if hour % 2 else SceneSpec.distractor_only(seed=seed)
+    if hour == 20:  # evening: nothing going on at this camera
+        return SceneSpec.distractor_only(seed=seed)
+    return getattr(SceneSpec, preset)(seed=seed)
+
+
+def _render(spec: SceneSpec, video: Path, start: datetime) -> SceneTruth:
+    truth = write_video(spec, video)
+    stamp = start.timestamp()
+    os.utime(video, (stamp, stamp))  # file sources stamp frames from the file's time
+    return truth
+
+
+def _fresh(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not (out_dir / MARKER).is_file() and any(out_dir.iterdir()):
+            raise FileExistsError(f"{out_dir} exists and was not made by `nonsite day`; choose another --out")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    (out_dir / MARKER).write_text("made by `nonsite day`; removed and rebuilt by each run\n")
+
+
+def run_synthetic_day(detector: Detector, out_dir: Path, *, hours: tuple[int, ...] = SCENE_HOURS) -> DayResult:
+    """Run the day and its re-checks; everything lands under `out_dir` (rebuilt each run)."""
+    _fresh(out_dir)
+    clock = _Clock(datetime.combine(DAY, time(7), LOCAL).astimezone(UTC))
+    db = Database(f"sqlite:///{out_dir / 'cases.db'}")
+    vault = Vault(out_dir / "evidence", out_dir / "keys")
+    try:
+        book = Casebook(db, vault, policy=CasePolicy(rectify_working_days=1), clock=clock)
+        for username, role in OFFICERS:
+            book.add_user(username, role)
+        truths: dict[str, tuple[SceneTruth, str]] = {}  # package id -> (scene truth, camera id)
+        zones: dict[str, tuple[str, ...]] = {}
+        scenes = 0
+        for hour in hours:
+            for index, camera_id in enumerate(CAMERAS):
+                start = datetime.combine(DAY, time(hour, 5 * index), LOCAL).astimezone(UTC)
+                name = f"{camera_id}-{hour:02d}h"
+                video = out_dir / "footage" / f"{name}.mp4"
+                video.parent.mkdir(parents=True, exist_ok=True)
+                truth = _render(_scene(camera_id, hour, index), video, start)
+                camera = synthetic_camera(camera_id, truth, str(video))
+                zones[camera_id] = tuple(z.name for z in camera.zones)
+                book.register_camera(camera_id, name=camera_id, zones=[(z.name, z.rule) for z in camera.zones])
+                analysis = analyze_source(FileSource(video, source_id=camera_id), camera, detector,
+                                          out_dir / "scenes" / name, vault=vault)  # fmt: skip
+                scenes += 1
+                clock.now = start + timedelta(minutes=2)
+                for package_id in analysis.packages:
+                    truths[package_id] = (truth, camera_id)
+                    book.file_package(package_id)
+        clock.now = datetime.combine(DAY, time(21, 30), LOCAL).astimezone(UTC)
+        _review(book, vault, truths)
+        _recheck(book, detector, out_dir, clock)
+        end = datetime.combine(DAY + timedelta(days=3), time(0), LOCAL).astimezone(UTC)
+        start = datetime.combine(DAY, time(0), LOCAL).astimezone(UTC)
+        with db.session() as s:
+            states: dict[str, int] = {}
+            for case in s.query(Case):
+                states[case.state] = states.get(case.state, 0) + 1
+        result = DayResult(
+            out_dir,
+            scenes,
+            len(vault.package_ids()),
+            kpi_report(book, start=start, end=end, group_by="camera"),
+            kpi_report(book, start=start, end=end, group_by="kind"),
+            check_invariants(book, at=clock.now),
+            states,
+        )
+        (out_dir / "kpis.json").write_text(json.dumps(result.kpis.to_json(), indent=2, ensure_ascii=False))
+        return result
+    finally:
+        vault.close()
+        db.close()
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _true_event(truth: SceneTruth, violation: dict[str, Any]) -> bool:
+    start, end = int(violation["start_frame"]), int(violation["end_frame"])
+    return any(e.kind == violation["kind"] and e.start_frame <= end and start <= e.end_frame for e in truth.events)
+
+
+def _review(book: Casebook, vault: Vault, truths: dict[str, tuple[SceneTruth, str]]) -> None:
+    """Officers review every case in the queue by the ground truth of its first finding."""
+    with book.db.session() as s:
+        queue = [
+            (case.number, case.kind, case.evidence[0].package_id)
+            for case in s.query(Case).filter(Case.state == CaseState.PENDING_REVIEW.value).order_by(Case.id)
+        ]
+    for i, (number, kind, package_id) in enumerate(queue):
+        officer = OFFICERS[i % 2][0]
+        other = OFFICERS[(i + 1) % 2][0]
+        package, _ = load_package(vault.store, package_id)
+        truth, _camera = truths[package_id]
+        if not _true_event(truth, package.manifest["violation"]):
+            book.apply(number, "reject", actor=officer, reason_code="false_detection",
+                       reason="no such event in the scene")  # fmt: skip
+            continue
+        book.apply(number, "confirm", actor=officer)
+        if kind == "construction":
+            book.apply(number, "file", actor="head-chen")
+            book.apply(number, "send_pre_notice", actor=other)
+        else:
+            book.apply(number, "warn", actor=officer, reason="rectify by the end of the next working day")
+
+
+def _recheck(book: Casebook, detector: Detector, out_dir: Path, clock: _Clock) -> None:
+    """On the next working day, take a fresh look at every zone whose rectification period has ended."""
+    clock.now = datetime.combine(DAY + timedelta(days=2), time(9), LOCAL).astimezone(UTC)
+    for due in book.due_rechecks():
+        with book.db.session() as s:
+            case = s.query(Case).filter_by(number=due.case_number).one()
+            camera_id, zone, kind = case.camera_id, case.zone.name if case.zone else None, case.kind
+        if camera_id is None or zone is None:
+            continue
+        preset = CAMERAS[camera_id]
+        back = camera_id == STUBBORN_CAMERA
+        seed = DAY_SEED + 7
+        spec = getattr(SceneSpec, preset)(seed=seed) if back else SceneSpec.distractor_only(seed=seed)
+        video = out_dir / "footage" / f"recheck-{due.case_number}.mp4"
+        truth = _render(spec, video, clock.now)
+        camera = synthetic_camera(camera_id, truth, str(video))
+        source = FileSource(video, source_id=camera_id)
+        analysis = analyze_source(source, camera, detector, out_dir / "rechecks" / due.case_number)
+        look = seal_recheck(
+            book.vault,
+            case_number=due.case_number,
+            kind=kind,
+            zone=zone,
+            camera=camera,
+            source=source,
+            violations=closed_records(analysis.violations_path),
+        )
+        clock.now += timedelta(minutes=5)
+        book.record_recheck(due.case_number, package_id=look.package_id, violation_present=look.violation_present)

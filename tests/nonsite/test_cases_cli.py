@@ -1,0 +1,101 @@
+"""`nonsite db` and `nonsite cases` as a user meets them: register, file, step, show, check, report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from evidence.vault import Vault
+from nonsite.cli import main
+from tests.cases.conftest import seal_finding
+
+CAMERAS = """
+cameras:
+  - id: cam-1
+    name: Wenhua Rd east
+    source: rtsp://admin:secret@10.0.0.5/stream
+    location: {lat: 30.25, lon: 120.16}
+    zones:
+      - name: sidewalk
+        polygon: [[0, 0], [100, 0], [100, 100], [0, 100]]
+        rule: no_occupation
+        classes: [stall]
+"""
+
+
+@pytest.fixture
+def place(tmp_path):
+    evidence, keys = tmp_path / "evidence", tmp_path / "keys"
+    common = ["--db", f"sqlite:///{tmp_path / 'cases.db'}", "--evidence", str(evidence), "--keys", str(keys)]
+    (tmp_path / "cameras.yaml").write_text(CAMERAS)
+    vault = Vault(evidence, keys)
+    now = datetime.now(UTC) - timedelta(hours=1)
+    packages = [seal_finding(vault, started_at=now), seal_finding(vault, started_at=now + timedelta(minutes=20))]
+    vault.close()
+    return tmp_path, common, packages
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_case_from_filing_to_a_verified_history(place, capsys):
+    tmp_path, common, _ = place
+    assert _run(capsys, "db", "upgrade", "--db", common[1])[0] == 0
+    code, out, _ = _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cameras.yaml"))
+    assert code == 0 and "registered camera cam-1 with zones sidewalk" in out
+    assert _run(capsys, "cases", "user", *common, "li", "--role", "officer")[0] == 0
+    code, out, _ = _run(capsys, "cases", "file", *common)
+    year = datetime.now(UTC).astimezone().year
+    assert code == 0 and out.count("case CG-") == 2 and "opened" in out and "joined" in out
+    number = out.split("case ")[1].split()[0]
+    assert number.startswith("CG-") and str(year - 1) <= number[3:7] <= str(year + 1)
+    code, out, _ = _run(capsys, "cases", "step", *common, number, "confirm", "--actor", "li")
+    assert code == 0 and "pending_review -> confirmed" in out
+    code, out, _ = _run(capsys, "cases", "show", *common, number)
+    assert code == 0 and "confirm" in out and "history verified" in out
+    code, out, _ = _run(capsys, "cases", "list", *common, "--state", "confirmed")
+    assert code == 0 and number in out and "1 case(s)" in out
+    code, out, _ = _run(capsys, "cases", "check", *common)
+    assert code == 0 and "invariants hold" in out
+    code, out, _ = _run(capsys, "cases", "kpi", *common, "--by", "camera")
+    assert code == 0 and "cam-1" in out
+    code, out, _ = _run(capsys, "cases", "export", *common, number, "--out", str(tmp_path / "casefile"))
+    assert code == 0 and (tmp_path / "casefile" / "case-file.html").is_file()
+
+
+def test_check_fails_while_a_sealed_package_has_no_case(place, capsys):
+    tmp_path, common, packages = place
+    _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cameras.yaml"))
+    code, out, _ = _run(capsys, "cases", "check", *common)
+    assert code == 1 and "sealed packages without a case: 2" in out and packages[0] in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cases", "show", "CG-2026-424242"], "no case numbered 'CG-2026-424242'"),
+        (["cases", "step", "CG-2026-424242", "confirm", "--actor", "li"], "no case numbered"),
+        (["cases", "file", "ab" * 32], "cannot be read from the evidence store"),
+    ],
+)
+def test_bad_requests_end_with_a_one_line_reason(place, capsys, argv, message):
+    _, common, _ = place
+    code, _, err = _run(capsys, *argv[:2], *common, *argv[2:])
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_an_unknown_camera_is_named_and_its_package_stays_unfiled(place, capsys):
+    _, common, packages = place
+    code, _, err = _run(capsys, "cases", "file", *common, packages[0])
+    assert code == 1 and "camera 'cam-1', which is not registered" in err
+
+
+def test_a_malformed_policy_file_is_refused(place, capsys):
+    tmp_path, common, _ = place
+    (tmp_path / "policy.yaml").write_text("agency: cg\nmerge_window_hourz: 2\n")
+    code, _, err = _run(capsys, "cases", "list", *common, "--policy", str(tmp_path / "policy.yaml"))
+    assert code == 1 and "agency" in err and "merge_window_hourz" in err

@@ -122,8 +122,10 @@ class _Bundle:
 # --- export ----------------------------------------------------------------------------------
 
 
-def export_case_file(casebook: Casebook, case_number: str, out: Path) -> CaseFile:
-    """Write the case file of `case_number` into the new (or empty) folder `out`.
+def export_case_file(casebook: Casebook, case_number: str, out: Path, *, actor: str) -> CaseFile:
+    """Write the case file of `case_number` into the new (or empty) folder `out`, as `actor`.
+
+    Each exported bundle is recorded in its package's custody log (who exported it, and why).
 
     Raises `UnknownRecordError` for an unknown case and `ValueError` if `out` exists and is
     not an empty folder. A package that cannot be exported or verified, or a history with
@@ -135,6 +137,11 @@ def export_case_file(casebook: Casebook, case_number: str, out: Path) -> CaseFil
     (out / BUNDLES).mkdir(parents=True, exist_ok=True)
     checkpoint = casebook.vault.checkpoint()
     bundles = [_bundle(casebook, e, out / BUNDLES, checkpoint) for e in snapshot.evidence]
+    for b in bundles:
+        if b.path is not None:
+            casebook.vault.record_custody(
+                b.evidence.package_id, actor=actor, action="export", reason=f"case file of {case_number}"
+            )
     verified = not snapshot.problems and all(b.ok for b in bundles)
     page = _page(casebook, snapshot, bundles, checkpoint, verified)
     html_path = out / HTML_NAME

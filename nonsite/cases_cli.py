@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -68,6 +69,7 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
     export = command("export", "write a case file (卷宗): HTML with evidence thumbnails and history, plus bundles")
     export.add_argument("number")
     export.add_argument("--out", type=Path, help="folder (default: var/casefiles/NUMBER)")
+    export.add_argument("--actor", help="who exports, for the custody log (default: $USER)")
     day = sub.add_parser(
         "day", help="a synthetic day of footage from four cameras through the whole closed loop, with KPIs"
     )
@@ -278,7 +280,7 @@ def _export(book: Casebook, args: argparse.Namespace) -> int:
     from cases.casefile import export_case_file
 
     out = args.out or Path("var") / "casefiles" / args.number
-    result = export_case_file(book, args.number, out)
+    result = export_case_file(book, args.number, out, actor=args.actor or os.environ.get("USER") or "command line")
     print(f"wrote {result.html} and {len(result.bundles)} evidence bundle(s)")
     print("verified: bundles and history" if result.verified else "VERIFICATION FAILED: see the case file")
     return 0 if result.verified else 1

@@ -99,7 +99,7 @@ def _warned_case(casebook, vault, clock) -> tuple[str, list[str]]:
 def test_the_case_file_holds_a_verified_bundle_per_package_and_the_history_in_order(casebook, vault, clock, tmp_path):
     number, packages = _warned_case(casebook, vault, clock)
     out = tmp_path / "case"
-    case_file = export_case_file(casebook, number, out)
+    case_file = export_case_file(casebook, number, out, actor="li")
 
     assert case_file.verified
     assert case_file.html == out / "case-file.html"
@@ -111,6 +111,8 @@ def test_the_case_file_holds_a_verified_bundle_per_package_and_the_history_in_or
         with zipfile.ZipFile(bundle) as z:
             checkpoints.add(z.read("checkpoint.json"))
     assert len(checkpoints) == 1  # one checkpoint for every bundle
+    for package in packages:  # each export is in the package's custody log
+        assert [(e.actor, e.action) for e in vault.custody_report(package)] == [("li", "export")]
 
     page = case_file.html.read_text(encoding="utf-8")
     assert '<meta charset="utf-8">' in page and '<html lang="zh-CN">' in page
@@ -151,14 +153,18 @@ def test_the_case_section_names_camera_zone_party_and_previous_case(casebook, va
     clock.advance(hours=2)
     repeat = casebook.file_package(seal_finding(vault, started_at=clock.now))
 
-    facts = dict(_tables(export_case_file(casebook, first, tmp_path / "first").html.read_text())["facts"])
+    facts = dict(_tables(export_case_file(casebook, first, tmp_path / "first", actor="li").html.read_text())["facts"])
     assert facts["摄像头 Camera"] == "cam-1 · Wenhua Rd east"
     assert facts["区域 Zone"] == "sidewalk (no_occupation)"
     assert facts["当事人 Party"] == "老王面馆 · 文化路 12 号"
     assert facts["状态 State"] == "closed" and facts["结果 Outcome"] == "rectified"
     assert facts["结案 Closed"] != "—"
 
-    facts = dict(_tables(export_case_file(casebook, repeat.case_number, tmp_path / "repeat").html.read_text())["facts"])
+    facts = dict(
+        _tables(export_case_file(casebook, repeat.case_number, tmp_path / "repeat", actor="li").html.read_text())[
+            "facts"
+        ]
+    )
     assert facts["前案 Previous case (repeat)"] == first
     assert facts["结案 Closed"] == "—"
 
@@ -172,7 +178,7 @@ def test_thumbnails_are_downscaled_jpegs_of_the_annotated_images(casebook, vault
     package = vault.seal(_finding(clock.now), files).package.package_id
     number = casebook.file_package(package).case_number
 
-    page = export_case_file(casebook, number, tmp_path / "case").html.read_text(encoding="utf-8")
+    page = export_case_file(casebook, number, tmp_path / "case", actor="li").html.read_text(encoding="utf-8")
     uris = re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(uris) == 1  # the annotated image; keyframes only when there is none
     image = cv2.imdecode(np.frombuffer(base64.b64decode(uris[0]), np.uint8), cv2.IMREAD_COLOR)
@@ -185,7 +191,7 @@ def test_thumbnails_are_downscaled_jpegs_of_the_annotated_images(casebook, vault
 def test_keyframes_are_shown_when_a_package_has_no_annotated_image(casebook, vault, clock, tmp_path):
     files = [PackageFile("keyframe-000001.png", _png(200, 100), "image/png", "keyframe")]
     number = casebook.file_package(vault.seal(_finding(clock.now), files).package.package_id).case_number
-    page = export_case_file(casebook, number, tmp_path / "case").html.read_text(encoding="utf-8")
+    page = export_case_file(casebook, number, tmp_path / "case", actor="li").html.read_text(encoding="utf-8")
     (uri,) = re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
     image = cv2.imdecode(np.frombuffer(base64.b64decode(uri), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (100, 200)  # small images are not enlarged
@@ -196,7 +202,7 @@ def test_user_input_is_escaped(casebook, vault, clock, tmp_path):
     number = casebook.file_package(seal_finding(vault, started_at=clock.now)).case_number
     casebook.apply(number, "reject", actor="li", reason_code="other", reason="<script>alert(1)</script>")
 
-    page = export_case_file(casebook, number, tmp_path / "case").html.read_text(encoding="utf-8")
+    page = export_case_file(casebook, number, tmp_path / "case", actor="li").html.read_text(encoding="utf-8")
     assert "<script" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
@@ -206,14 +212,14 @@ def test_user_input_is_escaped(casebook, vault, clock, tmp_path):
 
 def test_deadlines_show_met_open_and_overdue_against_the_casebook_clock(casebook, vault, clock, tmp_path):
     number, _ = _warned_case(casebook, vault, clock)
-    rows = _tables(export_case_file(casebook, number, tmp_path / "now").html.read_text())["deadlines"][1:]
+    rows = _tables(export_case_file(casebook, number, tmp_path / "now", actor="li").html.read_text())["deadlines"][1:]
     status = {row[0]: row[5] for row in rows}
     assert status["review"].startswith("met ") and status["disposition"].startswith("met ")
     assert status["rectification"] == "OPEN" and status["recheck"] == "OPEN"
     assert {row[1] for row in rows if row[0] == "rectification"} == {"party"}
 
     clock.advance(days=30)
-    rows = _tables(export_case_file(casebook, number, tmp_path / "later").html.read_text())["deadlines"][1:]
+    rows = _tables(export_case_file(casebook, number, tmp_path / "later", actor="li").html.read_text())["deadlines"][1:]
     status = {row[0]: row[5] for row in rows}
     assert status["rectification"] == "OVERDUE" and status["recheck"] == "OVERDUE"
 
@@ -224,19 +230,19 @@ def test_an_existing_folder_with_files_is_refused(casebook, vault, clock, tmp_pa
     out.mkdir()
     (out / "old.txt").write_text("earlier export")
     with pytest.raises(ValueError, match="not an empty folder"):
-        export_case_file(casebook, number, out)
+        export_case_file(casebook, number, out, actor="li")
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     with pytest.raises(ValueError, match="not an empty folder"):
-        export_case_file(casebook, number, out / "old.txt")
+        export_case_file(casebook, number, out / "old.txt", actor="li")
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert export_case_file(casebook, number, empty).verified
+    assert export_case_file(casebook, number, empty, actor="li").verified
 
 
 def test_an_unknown_case_is_refused_and_nothing_is_written(casebook, tmp_path):
     with pytest.raises(UnknownRecordError, match="CG-2025-999999"):
-        export_case_file(casebook, "CG-2025-999999", tmp_path / "case")
+        export_case_file(casebook, "CG-2025-999999", tmp_path / "case", actor="li")
     assert not (tmp_path / "case").exists()
 
 
@@ -256,7 +262,7 @@ def test_a_rewritten_transition_record_is_not_verified_and_the_page_says_why(cas
     assert forged != record
     _tamper(casebook, number, 3, record=forged)
 
-    case_file = export_case_file(casebook, number, tmp_path / "case")
+    case_file = export_case_file(casebook, number, tmp_path / "case", actor="li")
     assert not case_file.verified
     assert all(all(c.ok for c in verify_bundle(b)) for b in case_file.bundles)  # the evidence itself is fine
     page = case_file.html.read_text(encoding="utf-8")
@@ -271,7 +277,7 @@ def test_a_row_that_differs_from_its_signed_record_is_not_verified(casebook, vau
     number, _ = _warned_case(casebook, vault, clock)
     _tamper(casebook, number, 3, reason="approved by phone")  # the row, not the signed record
 
-    case_file = export_case_file(casebook, number, tmp_path / "case")
+    case_file = export_case_file(casebook, number, tmp_path / "case", actor="li")
     assert not case_file.verified
     assert f"case {number} step 3 (confirm): the stored &#x27;reason&#x27; differs from the signed record" in (
         case_file.html.read_text(encoding="utf-8")
@@ -282,7 +288,7 @@ def test_a_record_that_is_not_json_does_not_stop_the_export(casebook, vault, clo
     number, _ = _warned_case(casebook, vault, clock)
     _tamper(casebook, number, 2, record="{not json")
 
-    case_file = export_case_file(casebook, number, tmp_path / "case")
+    case_file = export_case_file(casebook, number, tmp_path / "case", actor="li")
     assert not case_file.verified
     page = case_file.html.read_text(encoding="utf-8")
     assert f"case {number} step 2 (add_evidence): record is not a JSON object" in page
@@ -296,7 +302,7 @@ def test_an_altered_evidence_file_is_named_and_the_rest_still_exported(casebook,
     stored.chmod(0o644)
     stored.write_bytes(b"swapped")
 
-    case_file = export_case_file(casebook, number, tmp_path / "case")
+    case_file = export_case_file(casebook, number, tmp_path / "case", actor="li")
     assert not case_file.verified
     assert case_file.bundles == [tmp_path / "case" / "bundles" / f"{packages[0]}.zip"]
     evidence = _tables(case_file.html.read_text(encoding="utf-8"))["evidence"][1:]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from cases.calendar import WorkCalendar, deadline
+from cases.calendar import DeadlineRule, WorkCalendar, deadline
 from cases.db import Database
 from cases.errors import (
     ConcurrentUpdateError,
@@ -631,32 +631,25 @@ class Casebook:
             if self._open_deadline(case, name) is not None:
                 continue  # a period already running (the decision period spans the filed states)
             rule = STATUTORY.get(name) or self.policy.rule(name, rectify_days if name == "rectification" else None)
-            computed = deadline(rule, at, self.calendar, tz=self.policy.tz)
-            case.deadlines.append(
-                Deadline(
-                    name=name,
-                    owner="party" if name in PARTY_DEADLINES else "agency",
-                    basis=rule.basis,
-                    starts_at=at,
-                    due_at=computed.due_at,
-                    provisional=computed.provisional,
-                )
-            )
+            opened = self._add_deadline(case, rule, at)
             if name == "rectification":
                 # the agency owes a fresh look soon after the party's period ends; counted from the
                 # period's last day (its last instant), so one working day means the next working day
-                last_instant = computed.due_at - timedelta(microseconds=1)
-                recheck = deadline(self.policy.rule("recheck"), last_instant, self.calendar, tz=self.policy.tz)
-                case.deadlines.append(
-                    Deadline(
-                        name="recheck",
-                        owner="agency",
-                        basis=self.policy.rule("recheck").basis,
-                        starts_at=computed.due_at,
-                        due_at=recheck.due_at,
-                        provisional=recheck.provisional or computed.provisional,
-                    )
-                )
+                last_instant = opened.due_at - timedelta(microseconds=1)
+                self._add_deadline(case, self.policy.rule("recheck"), last_instant, provisional=opened.provisional)
+
+    def _add_deadline(self, case: Case, rule: DeadlineRule, start: datetime, *, provisional: bool = False) -> Deadline:
+        computed = deadline(rule, start, self.calendar, tz=self.policy.tz)
+        row = Deadline(
+            name=rule.name,
+            owner="party" if rule.name in PARTY_DEADLINES else "agency",
+            basis=rule.basis,
+            starts_at=start,
+            due_at=computed.due_at,
+            provisional=computed.provisional or provisional,
+        )
+        case.deadlines.append(row)
+        return row
 
     # --- re-checks --------------------------------------------------------------------------
 

@@ -3,14 +3,15 @@
 Four cameras watch a street (a restaurant row, a market sidewalk, a building site and a
 quiet alley); each contributes scenes spread over the day's hours, rendered with exact
 ground truth. Every scene runs through the camera engine; every violation is sealed and
-filed (dedupe merges repeats). Officers then review each case the way a careful officer
-would, by the ground truth: a finding that overlaps a true event of its kind is
-confirmed, anything else is rejected as a false detection. Confirmed stalls and plumes
-are warned with a one-working-day rectification order; confirmed construction is filed
-for a penalty. On the next working day the cameras take a fresh look at every warned
-zone (rendered with the violation gone, except at one camera where the stall is back),
-and the re-check closes or escalates each case. The figures are synthetic: they say how
-the loop behaves, never how the model does on real streets.
+filed (findings within the two-hour merge window of `DAY_POLICY` join one case).
+Officers then review each case the way a careful officer would, by the ground truth: a
+finding that overlaps a true event of its kind is confirmed, anything else is rejected
+as a false detection. Confirmed stalls and plumes are warned with a one-working-day
+rectification order; confirmed construction is filed for a penalty. On the next working
+day the cameras take a fresh look at every warned zone (rendered with the violation
+gone, except at one camera where the stall is back), and the re-check closes or
+escalates each case. The figures are synthetic: they say how the loop behaves, never how
+the model does on real streets.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ SCENE_HOURS = (8, 11, 14, 17, 20)
 STUBBORN_CAMERA = "cam-market-sidewalk"
 OFFICERS = (("officer-li", Role.OFFICER), ("officer-wang", Role.OFFICER), ("head-chen", Role.HEAD))
 MARKER = ".nonsite-day"
+#: scenes of one camera come three hours apart: a two-hour merge window keeps them separate cases
+DAY_POLICY = CasePolicy(rectify_working_days=1, merge_window_hours=2)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def run_synthetic_day(detector: Detector, out_dir: Path, *, hours: tuple[int, ..
     db = Database(f"sqlite:///{out_dir / 'cases.db'}")
     vault = Vault(out_dir / "evidence", out_dir / "keys")
     try:
-        book = Casebook(db, vault, policy=CasePolicy(rectify_working_days=1), clock=clock)
+        book = Casebook(db, vault, policy=DAY_POLICY, clock=clock)
         for username, role in OFFICERS:
             book.add_user(username, role)
         truths: dict[str, tuple[SceneTruth, str]] = {}  # package id -> (scene truth, camera id)

@@ -12,9 +12,11 @@ import logging
 import os
 import tempfile
 from datetime import datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 
@@ -55,16 +57,31 @@ def encode_png(image: np.ndarray) -> bytes:
     return bytes(data.tobytes())
 
 
-def _encode_clip(frames: list[np.ndarray], fps: float) -> bytes:
+def encode_h264_clip(frames: list[np.ndarray], fps: float) -> bytes:
+    """An MP4 that browsers play: H.264 (libx264, yuv420p), the index up front (faststart).
+
+    yuv420p needs even sides, so an odd-sized frame is padded with black by one pixel;
+    no pixel of the original is dropped. The clip is a viewing copy; keyframes stay lossless.
+    """
+    if not frames:
+        raise SealingError("a clip needs at least one frame")
     h, w = frames[0].shape[:2]
+    pad_h, pad_w = h % 2, w % 2
     fd, name = tempfile.mkstemp(suffix=".mp4")
     os.close(fd)
     try:
-        writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-        for frame in frames:
-            writer.write(frame)
-        writer.release()
+        with av.open(name, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = w + pad_w, h + pad_h
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "20", "preset": "veryfast"}
+            for frame in frames:
+                even = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(even, format="bgr24")))
+            container.mux(stream.encode())
         return Path(name).read_bytes()
+    except av.FFmpegError as e:
+        raise SealingError(f"H.264 encoding of a {w}x{h} clip failed: {e}") from e
     finally:
         Path(name).unlink(missing_ok=True)
 
@@ -103,7 +120,8 @@ def seal_recorded_violation(
     if not frames:
         raise SealingError(f"{video}: none of frames {first}..{last} could be read")
     started = datetime.fromisoformat(record["started_at"])
-    files = [PackageFile("clip.mp4", _encode_clip([frames[i] for i in sorted(frames)], fps), "video/mp4", "clip")]
+    clip = encode_h264_clip([frames[i] for i in sorted(frames)], fps)
+    files = [PackageFile("clip.mp4", clip, "video/mp4", "clip")]
     for k in record["keyframes"]:
         if k not in frames:
             continue

@@ -76,7 +76,8 @@ def encode_h264_clip(frames: list[np.ndarray], fps: float) -> bytes:
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "20", "preset": "veryfast"}
             for frame in frames:
-                even = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+                border = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+                even = np.asarray(border, dtype=np.uint8)
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(even, format="bgr24")))
             container.mux(stream.encode())
         return Path(name).read_bytes()

@@ -37,12 +37,23 @@ from cases.errors import (
     UnknownRecordError,
 )
 from cases.ledger import seal_record, transition_record
-from cases.models import Camera, Case, CaseCounter, CaseEvidence, Deadline, Party, Transition, User, Zone
+from cases.models import (
+    Camera,
+    Case,
+    CaseCounter,
+    CaseEvidence,
+    CustodyRecord,
+    Deadline,
+    Party,
+    Transition,
+    User,
+    Zone,
+)
 from cases.policy import ENTRY_DEADLINES, PARTY_DEADLINES, STATUTORY, CasePolicy
 from cases.states import STEPS, TERMINAL_STATES, CaseState, RejectReason, Role, Step
 from evidence.merkle import leaf_hash
 from evidence.package import PackageError, load_package
-from evidence.vault import Vault
+from evidence.vault import CUSTODY_ACTIONS, CustodyEvent, Vault
 
 logger = logging.getLogger(__name__)
 
@@ -448,21 +459,64 @@ class Casebook:
                     evidence=evidence,
                     rectify_days=rectify_days,
                 )
+                # _step flushed, so the version is the one the case has now
                 stepped = Stepped(
                     case.number, action, transition.seq, transition.from_state, transition.to_state, case.version
                 )
+                packages = [e.package_id for e in case.evidence]
         except (StaleDataError, IntegrityError) as e:
             raise ConcurrentUpdateError(f"case {case_number} was changed by someone else meanwhile; try again") from e
         self._log_pending()
-        # the version is bumped at flush; report the one the case has now
-        return Stepped(
-            stepped.case_number,
-            stepped.action,
-            stepped.seq,
-            stepped.from_state,
-            stepped.to_state,
-            self.case_version(case_number),
+        if action in CUSTODY_ACTIONS:
+            for package_id in packages:
+                self.record_custody(package_id, actor=actor, action=action, reason=reason or reason_code or "")
+        return stepped
+
+    def record_custody(self, package_id: str, *, actor: str, action: str, reason: str = "") -> None:
+        """Record who viewed, downloaded, exported, confirmed or rejected a package, and why.
+
+        The event goes to the evidence vault first (its custody file and a Merkle log leaf,
+        the tamper-evident record), then to the database beside the case; `heal()` copies
+        any event a crash kept out of the database.
+        """
+        event = self.vault.record_custody(package_id, actor=actor, action=action, reason=reason, at=self.clock())
+        with self.db.session() as s:
+            self._store_custody(s, event)
+
+    def _store_custody(self, s: Session, event: CustodyEvent) -> None:
+        held = s.scalar(select(CaseEvidence).where(CaseEvidence.package_id == event.package_id))
+        s.add(
+            CustodyRecord(
+                package_id=event.package_id,
+                case_id=held.case_id if held else None,
+                actor=event.actor,
+                action=event.action,
+                at=datetime.fromisoformat(event.at),
+                reason=event.reason,
+                leaf_index=event.leaf_index,
+            )
         )
+
+    def custody(self, package_id: str) -> list[CustodyRecord]:
+        """The package's custody events from the database, oldest first."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(CustodyRecord).where(CustodyRecord.package_id == package_id).order_by(CustodyRecord.id)
+                )
+            )
+
+    def _sync_custody(self) -> int:
+        """Copy into the database the custody events the vault has and the database lacks."""
+        copied = 0
+        with self.db.session() as s:
+            known = set(s.scalars(select(CustodyRecord.leaf_index)))
+            for package_id in self.vault.package_ids():
+                for event in self.vault.custody_report(package_id):
+                    if event.leaf_index not in known:
+                        self._store_custody(s, event)
+                        copied += 1
+        return copied
 
     def case_version(self, case_number: str) -> int:
         with self.db.session() as s:
@@ -737,8 +791,10 @@ class Casebook:
         return sorted(sealed - filed)
 
     def heal(self) -> list[Filed]:
-        """File every sealed package without a case and log every transition without a leaf."""
+        """File every sealed package without a case, log every transition without a leaf, and
+        copy into the database every custody event only the vault has."""
         self._log_pending()
+        self._sync_custody()
         filed = []
         for package_id in self.unfiled_packages():
             try:

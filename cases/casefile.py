@@ -139,7 +139,7 @@ def export_case_file(casebook: Casebook, case_number: str, out: Path, *, actor: 
     bundles = [_bundle(casebook, e, out / BUNDLES, checkpoint) for e in snapshot.evidence]
     for b in bundles:
         if b.path is not None:
-            casebook.vault.record_custody(
+            casebook.record_custody(
                 b.evidence.package_id, actor=actor, action="export", reason=f"case file of {case_number}"
             )
     verified = not snapshot.problems and all(b.ok for b in bundles)

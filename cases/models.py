@@ -217,3 +217,22 @@ class Deadline(Base):
     met_at: Mapped[datetime | None]
 
     case: Mapped[Case] = relationship(back_populates="deadlines")
+
+
+class CustodyRecord(Base):
+    """Who viewed, downloaded, exported, confirmed or rejected a package, when and why.
+
+    The evidence vault keeps the same event as a leaf of the Merkle log (`leaf_index`);
+    this row makes it queryable beside the case.
+    """
+
+    __tablename__ = "custody_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[str] = mapped_column(String(64), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    leaf_index: Mapped[int] = mapped_column(Integer, unique=True)

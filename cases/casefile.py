@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -33,6 +34,9 @@ from evidence.package import load_package
 from evidence.vault import Checkpoint
 
 logger = logging.getLogger(__name__)
+
+#: what a case number looks like: agency, local year, sequence (CG-2026-000123)
+CASE_NUMBER = re.compile(r"^[A-Z]{2,8}-\d{4}-\d{6}$")
 
 HTML_NAME = "case-file.html"
 BUNDLES = "bundles"

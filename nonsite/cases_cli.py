@@ -178,7 +178,7 @@ def _show(book: Casebook, args: argparse.Namespace) -> int:
 
     from cases.errors import UnknownRecordError
     from cases.invariants import verify_history
-    from cases.models import Case
+    from cases.models import Case, CustodyRecord
 
     tz = book.policy.tz
     with book.db.session() as s:
@@ -193,6 +193,10 @@ def _show(book: Casebook, args: argparse.Namespace) -> int:
         print("evidence:")
         for e in case.evidence:
             print(f"  {e.package_id}  {e.role}")
+            custody = select(CustodyRecord).where(CustodyRecord.package_id == e.package_id).order_by(CustodyRecord.id)
+            for c in s.scalars(custody):
+                when = c.at.astimezone(tz)
+                print(f"      {when:%Y-%m-%d %H:%M} {c.action:8} by {c.actor}  {c.reason}  (leaf {c.leaf_index})")
         print("history:")
         for t in case.transitions:
             why = f"  [{t.reason_code}]" if t.reason_code else ""

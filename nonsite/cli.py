@@ -102,9 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence = sub.add_parser("evidence", help="sealed evidence: export bundles")
     evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True, metavar="WHAT")
-    export = evidence_sub.add_parser("export", help="write a package's offline-verifiable bundle")
-    export.add_argument("package", help="package id (the SHA-256 of its manifest)")
-    export.add_argument("--out", type=Path, required=True, help="bundle .zip to write")
+    export = evidence_sub.add_parser(
+        "export", help="write a package's offline-verifiable bundle, or a case's file with every bundle"
+    )
+    export.add_argument("package", help="package id (the SHA-256 of its manifest) or case number (CG-2026-000123)")
+    export.add_argument("--out", type=Path, required=True, help="bundle .zip to write (a folder for a case)")
+    export.add_argument(
+        "--db", help="case database URL (default: $NONSITE_DATABASE_URL, else sqlite:///var/nonsite.db)"
+    )
     export.add_argument("--actor", default=None, help="who exports, for the custody log (default: $USER)")
     export.add_argument("--reason", default="", help="why, for the custody log")
     _vault_arguments(export)
@@ -323,17 +328,29 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print("consistent: the later log only appended to the earlier one")
         return 0
+    from cases.casebook import Casebook
+    from cases.casefile import CASE_NUMBER, export_case_file
+    from cases.db import Database
+
+    actor = args.actor or os.environ.get("USER") or "command line"
+    db = None
     try:
-        vault.leaf_index(args.package)
-    except KeyError as e:
-        vault.close()
-        raise CommandError(f"no logged package {args.package} in {args.evidence}") from e
-    try:
+        db = Database(args.db)
+        book = Casebook(db, vault)
+        if CASE_NUMBER.match(args.package):
+            result = export_case_file(book, args.package, args.out, actor=actor)
+            print(f"wrote {result.html} and {len(result.bundles)} bundle(s); verify each with: nonsite verify BUNDLE")
+            return 0 if result.verified else EXIT_FAILED
+        try:
+            vault.leaf_index(args.package)
+        except KeyError as e:
+            raise CommandError(f"no logged package {args.package} in {args.evidence}") from e
         path = export_bundle(vault, args.package, args.out)
-        actor = args.actor or os.environ.get("USER") or "command line"
-        vault.record_custody(args.package, actor=actor, action="export", reason=args.reason)
+        book.record_custody(args.package, actor=actor, action="export", reason=args.reason)
     finally:
         vault.close()
+        if db is not None:
+            db.close()
     print(f"wrote {path}; verify it anywhere with: nonsite verify {path}")
     return 0
 

@@ -43,7 +43,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_a_case_from_filing_to_a_verified_history(place, capsys):
-    tmp_path, common, _ = place
+    tmp_path, common, packages = place
     assert _run(capsys, "db", "upgrade", "--db", common[1])[0] == 0
     code, out, _ = _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cameras.yaml"))
     assert code == 0 and "registered camera cam-1 with zones sidewalk" in out
@@ -65,6 +65,13 @@ def test_a_case_from_filing_to_a_verified_history(place, capsys):
     assert code == 0 and "cam-1" in out
     code, out, _ = _run(capsys, "cases", "export", *common, number, "--out", str(tmp_path / "casefile"))
     assert code == 0 and (tmp_path / "casefile" / "case-file.html").is_file()
+    bundle = tmp_path / "one.zip"
+    code, out, _ = _run(capsys, "evidence", "export", packages[0], "--out", str(bundle), "--actor", "zhao", *common)
+    assert code == 0 and bundle.is_file()
+    code, out, _ = _run(capsys, "evidence", "export", number, "--out", str(tmp_path / "again"), *common)
+    assert code == 0 and (tmp_path / "again" / "case-file.html").is_file()
+    code, out, _ = _run(capsys, "cases", "show", *common, number)
+    assert "confirm  by li" in out and "export   by zhao" in out
 
 
 def test_check_fails_while_a_sealed_package_has_no_case(place, capsys):

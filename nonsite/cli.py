@@ -249,6 +249,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if r.bundle is not None:
             verdict = "verifies offline" if r.bundle_verified else "FAILED verification"
             print(f"    sealed as evidence; bundle {r.bundle} {verdict} (nonsite verify {r.bundle})")
+        if r.cases:
+            where = (
+                f"--db sqlite:///{args.out / 'cases.db'} --evidence {args.out / 'evidence'} --keys {args.out / 'keys'}"
+            )
+            print(f"    filed as case {', '.join(r.cases)}, awaiting review (nonsite cases show NUMBER {where})")
         print(f"    wrote {r.report.outputs[-1]}, {r.report.outputs[0]} and violations.jsonl")
     return 0
 

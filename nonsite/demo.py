@@ -4,8 +4,8 @@ Renders three camera scenes (a restaurant street with an exhaust plume, a sidewa
 stall appears, a site where scaffolding goes up), runs the shipped starter model over each
 like a camera feed, and writes annotated videos and `detections.jsonl`; then runs each
 scene through the camera engine (motion gate, tracker, zone rules), writes the
-violations it found to `violations.jsonl`, seals each as evidence and exports a bundle
-that verifies offline. Because the scenes
+violations it found to `violations.jsonl`, seals each as evidence, files it as a case in
+`cases.db` (awaiting an officer's review) and exports a bundle that verifies offline. Because the scenes
 are synthetic, their exact ground truth is known, and the summary says how many of the
 truth boxes the detector found (synthetic figures, never to be read as real-world ones).
 """
@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from cases.casebook import Casebook
+from cases.db import Database
 from datasets.synthetic import SceneSpec, SceneTruth, write_video
 from evidence.bundle import export_bundle, verify_bundle
 from evidence.vault import Vault
@@ -47,6 +49,7 @@ class SceneResult:
     violations: list[dict[str, Any]]
     bundle: Path | None
     bundle_verified: bool
+    cases: list[str]
 
 
 def match_against_truth(jsonl: Path, truth: SceneTruth) -> tuple[int, int, int]:
@@ -89,14 +92,17 @@ def run_demo(detector: Detector, out_dir: Path, *, progress: bool) -> list[Scene
     footage = out_dir / "footage"
     footage.mkdir(parents=True, exist_ok=True)
     vault = Vault(out_dir / "evidence", out_dir / "keys")
+    db = Database(f"sqlite:///{out_dir / 'cases.db'}")
     try:
-        return [_run_scene(name, seed, detector, out_dir, footage, vault, progress) for name, seed in DEMO_SCENES]
+        book = Casebook(db, vault)
+        return [_run_scene(name, seed, detector, out_dir, footage, book, progress) for name, seed in DEMO_SCENES]
     finally:
         vault.close()
+        db.close()
 
 
 def _run_scene(
-    name: str, seed: int, detector: Detector, out_dir: Path, footage: Path, vault: Vault, progress: bool
+    name: str, seed: int, detector: Detector, out_dir: Path, footage: Path, book: Casebook, progress: bool
 ) -> SceneResult:
     spec: SceneSpec = getattr(SceneSpec, name)(seed=seed)
     video = footage / f"{name}.mp4"
@@ -105,11 +111,14 @@ def _run_scene(
     report = run_detect(FileSource(video, source_id=f"demo/{name}"), detector, out_dir / name, progress=progress)
     total, found, extra = match_against_truth(out_dir / name / "detections.jsonl", truth)
     camera = synthetic_camera(f"demo-{name}", truth, str(video))
+    vault = book.vault
     analysis = analyze_source(FileSource(video, source_id=camera.id), camera, detector, out_dir / name, vault=vault)
+    book.register_camera(camera.id, name=camera.name, zones=[(z.name, z.rule) for z in camera.zones])
+    cases = sorted({book.file_package(package).case_number for package in analysis.packages})
     lines = analysis.violations_path.read_text(encoding="utf-8").splitlines()
     violations = [r for r in map(json.loads, lines) if r["closed"]]
     bundle, verified = None, False
     if analysis.packages:
         bundle = export_bundle(vault, analysis.packages[0], out_dir / name / "evidence-bundle.zip")
         verified = all(check.ok for check in verify_bundle(bundle))
-    return SceneResult(name, report, total, found, extra, violations, bundle, verified)
+    return SceneResult(name, report, total, found, extra, violations, bundle, verified, cases)

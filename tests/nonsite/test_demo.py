@@ -19,6 +19,8 @@ def test_the_main_job_detects_most_objects_of_its_synthetic_scenes(tmp_path, cap
     # the shipped model finds at least 85% of the visible objects in every scene (synthetic truth)
     shares = [int(share) for share in re.findall(r"objects found \((\d+)%\)", out)]
     assert len(shares) == 3 and min(shares) >= 85, out
+    # every sealed violation is filed: a case per scene, each waiting in the review queue
+    assert len(re.findall(r"filed as case CG-\d{4}-\d{6}", out)) == 3, out
 
 
 def test_the_shipped_starter_model_matches_its_card():

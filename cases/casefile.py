@@ -31,7 +31,7 @@ from cases.models import Case, Transition
 from evidence.bundle import Check, export_bundle, verify_bundle
 from evidence.errors import EvidenceError
 from evidence.package import load_package
-from evidence.vault import Checkpoint
+from evidence.vault import Checkpoint, StampedCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -139,15 +139,15 @@ def export_case_file(casebook: Casebook, case_number: str, out: Path, *, actor: 
     _check_out(out)
     snapshot = _read_case(casebook, case_number)
     (out / BUNDLES).mkdir(parents=True, exist_ok=True)
-    checkpoint = casebook.vault.checkpoint()
-    bundles = [_bundle(casebook, e, out / BUNDLES, checkpoint) for e in snapshot.evidence]
+    stamped = casebook.vault.publish_checkpoint()  # signed and time-stamped, shared by every bundle
+    bundles = [_bundle(casebook, e, out / BUNDLES, stamped) for e in snapshot.evidence]
     for b in bundles:
         if b.path is not None:
             casebook.record_custody(
                 b.evidence.package_id, actor=actor, action="export", reason=f"case file of {case_number}"
             )
     verified = not snapshot.problems and all(b.ok for b in bundles)
-    page = _page(casebook, snapshot, bundles, checkpoint, verified)
+    page = _page(casebook, snapshot, bundles, stamped.checkpoint, verified)
     html_path = out / HTML_NAME
     html_path.write_text(page, encoding="utf-8")
     logger.info("case file of %s written to %s (verified: %s)", case_number, out, verified)
@@ -240,7 +240,7 @@ def _step(t: Transition) -> _Step:
 # --- bundles and thumbnails ----------------------------------------------------------------------
 
 
-def _bundle(casebook: Casebook, evidence: _Evidence, folder: Path, checkpoint: Checkpoint) -> _Bundle:
+def _bundle(casebook: Casebook, evidence: _Evidence, folder: Path, checkpoint: StampedCheckpoint) -> _Bundle:
     """Export and verify one package's bundle, and make thumbnails of its images."""
     pid = evidence.package_id
     try:

@@ -17,16 +17,18 @@ from evidence.canonical import canonical_json
 from evidence.merkle import verify_consistency
 from evidence.signing import Signature, verify_signature
 from evidence.store import write_atomic
-from evidence.vault import CHECKPOINT_FORMAT, Checkpoint
+from evidence.timestamp import TimestampError, verify_timestamp
+from evidence.vault import CHECKPOINT_FORMAT, Checkpoint, StampedCheckpoint
 
 
-def write_checkpoint(checkpoint: Checkpoint, path: Path, public_keys: dict[str, bytes]) -> Path:
-    """A checkpoint file: the signed body, its signature, and the public keys to check it."""
-    document = {
-        "checkpoint": checkpoint.body,
-        "signature": checkpoint.signature.to_json(),
-        "keys": {key_id: key.hex() for key_id, key in public_keys.items()},
-    }
+def write_checkpoint(checkpoint: Checkpoint | StampedCheckpoint, path: Path, public_keys: dict[str, bytes]) -> Path:
+    """A checkpoint file: the signed body, its signature, the public keys to check it and,
+    for a stamped checkpoint, its RFC 3161 token and the authority's roots."""
+    document: dict[str, Any] = {"keys": {key_id: key.hex() for key_id, key in public_keys.items()}}
+    if isinstance(checkpoint, StampedCheckpoint):
+        document.update(checkpoint.to_json())
+    else:
+        document.update({"checkpoint": checkpoint.body, "signature": checkpoint.signature.to_json()})
     write_atomic(Path(path), canonical_json(document))
     return Path(path)
 
@@ -42,6 +44,19 @@ def read_checkpoint(path: Path) -> tuple[Checkpoint, dict[str, bytes]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a checkpoint file: {e}") from e
     return Checkpoint(body, signature), keys
+
+
+def checkpoint_timestamp(path: Path) -> Check | None:
+    """The check of a checkpoint file's RFC 3161 token against the roots it carries (None: unstamped)."""
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "timestamp" not in document:
+        return None
+    try:
+        stamped = StampedCheckpoint.from_json(document)
+        verdict = verify_timestamp(stamped.token, canonical_json(stamped.checkpoint.body), stamped.tsa_roots)
+    except (ValueError, KeyError, TypeError, TimestampError) as e:
+        return Check(f"timestamp of {Path(path).name}", False, f"unreadable: {e}")
+    return Check(f"timestamp of {Path(path).name}", verdict.ok, verdict.detail)
 
 
 def _signed(checkpoint: Checkpoint, keys: dict[str, bytes]) -> bool:

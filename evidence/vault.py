@@ -8,6 +8,7 @@ does not already end with it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -22,6 +23,13 @@ from evidence.merkle import MerkleLog, leaf_hash
 from evidence.package import PackageFile, SealedPackage, seal
 from evidence.signing import KeyRing, Signature
 from evidence.store import ContentStore, write_atomic
+from evidence.timestamp import (
+    HttpTimestampAuthority,
+    LocalTimestampAuthority,
+    TimestampAuthority,
+    mask_url,
+    stamp,
+)
 
 CHECKPOINT_FORMAT = "nonsite.checkpoint/1"
 
@@ -43,6 +51,32 @@ class Checkpoint:
     @property
     def root(self) -> bytes:
         return bytes.fromhex(self.body["root"])
+
+
+@dataclass(frozen=True, slots=True)
+class StampedCheckpoint:
+    """A signed checkpoint with its RFC 3161 token and the roots the token chains to."""
+
+    checkpoint: Checkpoint
+    token: bytes  # DER TimeStampResp over the canonical checkpoint body
+    tsa_roots: bytes  # PEM
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint.body,
+            "signature": self.checkpoint.signature.to_json(),
+            "timestamp": base64.b64encode(self.token).decode(),
+            "tsa_roots": self.tsa_roots.decode(),
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> StampedCheckpoint:
+        signature = Signature(document["signature"]["key_id"], bytes.fromhex(document["signature"]["signature"]))
+        return cls(
+            Checkpoint(dict(document["checkpoint"]), signature),
+            base64.b64decode(document["timestamp"]),
+            str(document["tsa_roots"]).encode(),
+        )
 
 
 CUSTODY_ACTIONS = frozenset({"view", "download", "export", "confirm", "reject", "seal"})
@@ -79,7 +113,15 @@ class LoggedPackage:
 class Vault:
     """One deployment's evidence: `store/`, `log/leaves` under `root`; keys in `key_folder`."""
 
-    def __init__(self, root: Path, key_folder: Path, *, origin: str = "nonsite") -> None:
+    def __init__(
+        self,
+        root: Path,
+        key_folder: Path,
+        *,
+        origin: str = "nonsite",
+        tsa_url: str | None = None,
+        tsa_roots: Path | None = None,
+    ) -> None:
         self.root = Path(root)
         if Path(key_folder).resolve().is_relative_to(self.root.resolve()):
             raise ValueError(f"signing keys must live outside the evidence root {self.root}, not in {key_folder}")
@@ -88,6 +130,14 @@ class Vault:
         (self.root / "log").mkdir(parents=True, exist_ok=True)
         self.log = MerkleLog(self.root / "log" / "leaves")
         self.origin = origin
+        self._key_folder = Path(key_folder)
+        self._tsa_url, self._tsa_roots = tsa_url, tsa_roots
+        if tsa_url is not None and tsa_roots is None:
+            raise ValueError(
+                f"a time-stamping authority at {mask_url(tsa_url)} needs its root certificates (tsa_roots)"
+            )
+        self._authority: TimestampAuthority | None = None
+        self._authority_roots = b""
         self._append_lock = threading.Lock()  # one process may append from several threads
 
     def close(self) -> None:
@@ -180,6 +230,51 @@ class Vault:
             raise ValueError(f"a logged record needs its own 'type' (not evidence.*), but got {kind!r}")
         with self._append_lock:
             return self.log.append(canonical_json(record))
+
+    def timestamp_authority(self) -> tuple[TimestampAuthority, bytes]:
+        """The authority that stamps checkpoints and the PEM roots its tokens chain to.
+
+        A configured URL (a notary's TSA) with its roots; otherwise the local authority kept
+        beside the signing keys, made on first use.
+        """
+        if self._authority is None:
+            if self._tsa_url is not None and self._tsa_roots is not None:
+                self._authority = HttpTimestampAuthority(self._tsa_url)
+                self._authority_roots = Path(self._tsa_roots).read_bytes()
+            else:
+                local = LocalTimestampAuthority.open_or_create(self._key_folder / "tsa")
+                self._authority, self._authority_roots = local, local.certificates_pem()
+        return self._authority, self._authority_roots
+
+    def publish_checkpoint(self, at: datetime | None = None) -> StampedCheckpoint:
+        """Sign a checkpoint of the log as it is now, have it time-stamped (RFC 3161) and keep it.
+
+        Published checkpoints live in `checkpoints/` under the root, one per tree size: when
+        the log has not grown since the last one, that one is returned instead.
+        """
+        latest = self.latest_checkpoint()
+        if latest is not None and latest.checkpoint.tree_size == self.log.size:
+            return latest
+        checkpoint = self.checkpoint(at)
+        authority, roots = self.timestamp_authority()
+        token = stamp(authority, canonical_json(checkpoint.body))
+        stamped = StampedCheckpoint(checkpoint, token, roots)
+        folder = self.root / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"{checkpoint.tree_size:012d}.json", canonical_json(stamped.to_json()))
+        return stamped
+
+    def latest_checkpoint(self) -> StampedCheckpoint | None:
+        """The published checkpoint of the largest tree, if any has been published."""
+        paths = sorted((self.root / "checkpoints").glob("*.json"))
+        return StampedCheckpoint.from_json(json.loads(paths[-1].read_bytes())) if paths else None
+
+    def checkpoint_covering(self, leaf_index: int) -> StampedCheckpoint:
+        """The latest published checkpoint, or a newly published one if it does not cover the leaf yet."""
+        latest = self.latest_checkpoint()
+        if latest is not None and latest.checkpoint.tree_size > leaf_index:
+            return latest
+        return self.publish_checkpoint()
 
     def checkpoint(self, at: datetime | None = None) -> Checkpoint:
         """A signed statement of the log's current size and root."""

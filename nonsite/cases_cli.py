@@ -99,8 +99,7 @@ def _casebook(args: argparse.Namespace) -> Iterator[Casebook]:
     from cases.casebook import Casebook
     from cases.db import Database
     from cases.policy import CasePolicy
-    from evidence.vault import Vault
-    from nonsite.cli import CommandError
+    from nonsite.cli import CommandError, open_vault
 
     policy = CasePolicy()
     if args.policy is not None:
@@ -109,7 +108,7 @@ def _casebook(args: argparse.Namespace) -> Iterator[Casebook]:
         except (OSError, yaml.YAMLError, ValidationError) as e:
             raise CommandError(f"policy {args.policy}: {e}") from e
     db = Database(args.db)
-    vault = Vault(args.evidence, args.keys)
+    vault = open_vault(args)
     try:
         yield Casebook(db, vault, policy=policy)
     finally:

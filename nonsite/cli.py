@@ -19,6 +19,7 @@ from nonsite import __version__
 
 if TYPE_CHECKING:
     from evidence.bundle import Check
+    from evidence.vault import Vault
     from vision.camera import CameraConfig
 
 logger = logging.getLogger("nonsite")
@@ -50,6 +51,18 @@ def _vault_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys", type=Path, default=Path("var/keys"), help="signing key ring, outside the evidence root"
     )
+
+
+def open_vault(args: argparse.Namespace) -> Vault:
+    """The vault the command names; checkpoints are stamped by $NONSITE_TSA_URL (with the roots in
+    $NONSITE_TSA_ROOTS) when set, else by the local authority kept beside the signing keys."""
+    from evidence.vault import Vault
+
+    url = os.environ.get("NONSITE_TSA_URL") or None
+    roots = os.environ.get("NONSITE_TSA_ROOTS")
+    if url and not roots:
+        raise CommandError("NONSITE_TSA_URL needs NONSITE_TSA_ROOTS: a PEM file of the authority's root certificates")
+    return Vault(args.evidence, args.keys, tsa_url=url, tsa_roots=Path(roots) if url and roots else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--actor", default=None, help="who exports, for the custody log (default: $USER)")
     export.add_argument("--reason", default="", help="why, for the custody log")
     _vault_arguments(export)
-    checkpoint = evidence_sub.add_parser("checkpoint", help="write a signed checkpoint of the log (size, root, time)")
+    checkpoint = evidence_sub.add_parser(
+        "checkpoint", help="write a signed, time-stamped checkpoint of the log (size, root, time)"
+    )
     checkpoint.add_argument("--out", type=Path, required=True, help="checkpoint .json to write")
     _vault_arguments(checkpoint)
+    publish = evidence_sub.add_parser(
+        "publish", help="publish signed, time-stamped checkpoints (now, or at an interval with --every)"
+    )
+    publish.add_argument("--every", type=float, help="seconds between checkpoints; without it, publish once")
+    publish.add_argument("--count", type=_positive_int, help="stop after this many (default: run until stopped)")
+    publish.add_argument("--copy-to", type=Path, help="also copy each checkpoint file here (a folder others read)")
+    _vault_arguments(publish)
     consistency = evidence_sub.add_parser(
         "consistency", help="prove from this log that a newer checkpoint only appended to an older one"
     )
@@ -141,8 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--out", type=Path, default=Path("var/eval/events"), help="where the suite's files go")
     events.add_argument("--seed", type=int, default=None, help="first scene seed of the suite (default: the fixed one)")
 
-    verify = sub.add_parser("verify", help="verify an evidence bundle offline: hashes, signatures, log proof")
+    verify = sub.add_parser(
+        "verify", help="verify an evidence bundle offline: hashes, signatures, log proof, timestamp"
+    )
     verify.add_argument("bundle", type=Path, help="bundle .zip")
+    verify.add_argument(
+        "--tsa-roots", type=Path, help="PEM roots of the time-stamping authority to trust (default: the bundle's own)"
+    )
 
     starter = sub.add_parser(
         "starter-model", help="train the shipped starter model from synthetic scenes (needs the train extra)"
@@ -274,7 +301,6 @@ def _pick_camera(path: Path, camera_id: str | None) -> CameraConfig:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from evidence.vault import Vault
     from nonsite.analyze import analyze_source
     from nonsite.starter import starter_model_path
     from pipelines.sources import FileSource
@@ -287,7 +313,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     detector = create_detector({"type": backend, "path": model, "conf": args.conf})
     source = FileSource(args.source, source_id=camera.id)
     out = args.out or Path("var") / "analyze" / (args.source.stem or "source")
-    vault = None if args.no_seal else Vault(args.evidence, args.keys)
+    vault = None if args.no_seal else open_vault(args)
     try:
         report = analyze_source(source, camera, detector, out, motion_gate=not args.no_motion_gate, vault=vault)
     finally:
@@ -306,20 +332,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_evidence(args: argparse.Namespace) -> int:
     from evidence.bundle import export_bundle
-    from evidence.checkpoints import read_checkpoint, verify_append_only, write_checkpoint
-    from evidence.vault import Vault
+    from evidence.checkpoints import checkpoint_timestamp, read_checkpoint, verify_append_only, write_checkpoint
 
-    vault = Vault(args.evidence, args.keys)
+    vault = open_vault(args)
     if args.evidence_command == "checkpoint":
         try:
-            path = write_checkpoint(vault.checkpoint(), args.out, vault.keys.public_keys())
+            stamped = vault.publish_checkpoint()
+            path = write_checkpoint(stamped, args.out, vault.keys.public_keys())
         finally:
             vault.close()
-        print(f"wrote {path}")
+        print(f"wrote {path}: tree size {stamped.checkpoint.tree_size}, time-stamped by the authority")
         return 0
+    if args.evidence_command == "publish":
+        return _publish(vault, args)
     if args.evidence_command == "consistency":
         try:
             (old, old_keys), (new, new_keys) = read_checkpoint(args.old), read_checkpoint(args.new)
+            stamps = [c for c in (checkpoint_timestamp(args.old), checkpoint_timestamp(args.new)) if c is not None]
             if new.tree_size > vault.log.size or old.tree_size > new.tree_size:
                 proof: list[bytes] = []
             else:
@@ -328,7 +357,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             raise CommandError(str(e)) from e
         finally:
             vault.close()
-        checks = verify_append_only(old, new, proof, {**old_keys, **new_keys})
+        checks = verify_append_only(old, new, proof, {**old_keys, **new_keys}) + stamps
         if not _report_checks(checks, "nonsite evidence consistency"):
             return EXIT_FAILED
         print("consistent: the later log only appended to the earlier one")
@@ -358,6 +387,29 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             db.close()
     print(f"wrote {path}; verify it anywhere with: nonsite verify {path}")
     return 0
+
+
+def _publish(vault: Vault, args: argparse.Namespace) -> int:
+    """Publish a signed, time-stamped checkpoint now, then every `--every` seconds (`--count` times)."""
+    import shutil
+    import time
+
+    try:
+        published = 0
+        while True:
+            stamped = vault.publish_checkpoint()
+            name = f"{stamped.checkpoint.tree_size:012d}.json"
+            if args.copy_to is not None:
+                args.copy_to.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(args.evidence / "checkpoints" / name, args.copy_to / name)
+            print(f"checkpoint {name}: tree size {stamped.checkpoint.tree_size}, {stamped.checkpoint.body['time']}",
+                  flush=True)  # fmt: skip
+            published += 1
+            if args.every is None or (args.count is not None and published >= args.count):
+                return 0
+            time.sleep(args.every)
+    finally:
+        vault.close()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -415,12 +467,22 @@ def _report_checks(checks: Sequence[Check], failure_prefix: str) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from evidence.bundle import key_fingerprints, verify_bundle
+    from evidence.bundle import key_fingerprints, tsa_fingerprints, verify_bundle
 
-    if not _report_checks(verify_bundle(args.bundle), f"nonsite verify: {args.bundle}"):
+    roots = None
+    if args.tsa_roots is not None:
+        try:
+            roots = args.tsa_roots.read_bytes()
+        except OSError as e:
+            raise CommandError(f"cannot read the TSA roots {args.tsa_roots}: {e.strerror}") from e
+    if not _report_checks(verify_bundle(args.bundle, tsa_roots=roots), f"nonsite verify: {args.bundle}"):
         return EXIT_FAILED
     keys = ", ".join(f"{k} {v[:16]}…" for k, v in key_fingerprints(args.bundle).items())
     print(f"verified: every check passed; signed by keys {keys} (compare with the agency's published keys)")
+    if roots is None:
+        for subject, fingerprint in tsa_fingerprints(args.bundle).items():
+            print(f"  time-stamped under root {subject}, SHA-256 {fingerprint[:32]}… (compare with the authority's,"
+                  " or pass --tsa-roots)")  # fmt: skip
     return 0
 
 

@@ -44,3 +44,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _case_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that open the default case database use one in the test's folder, never var/ of the checkout."""
+    monkeypatch.setenv("NONSITE_DATABASE_URL", f"sqlite:///{tmp_path / 'default-cases.db'}")

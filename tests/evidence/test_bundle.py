@@ -103,7 +103,7 @@ def test_a_rewritten_manifest_field_is_caught(bundle, tmp_path):
 
 
 def test_a_replayed_old_checkpoint_does_not_cover_the_package(vault, tmp_path):
-    old = vault.checkpoint()  # before the package was logged
+    old = vault.publish_checkpoint()  # signed and stamped before the package was logged
     logged = vault.seal(finding(), package_files(b"late"))
     with pytest.raises(ValueError, match="does not cover leaf"):
         export_bundle(vault, logged.package.package_id, tmp_path / "x.zip", checkpoint=old)
@@ -111,11 +111,15 @@ def test_a_replayed_old_checkpoint_does_not_cover_the_package(vault, tmp_path):
     with zipfile.ZipFile(tmp_path / "good.zip") as z:
         bundle = json.loads(z.read("bundle.json"))
     # splice the old (validly signed) checkpoint into the new bundle
-    bundle["checkpoint_signature"] = old.signature.to_json()
+    bundle["checkpoint_signature"] = old.checkpoint.signature.to_json()
     replayed = rewrite(
         good,
         tmp_path / "r.zip",
-        replace={"checkpoint.json": canonical_json(old.body), "bundle.json": canonical_json(bundle)},
+        replace={
+            "checkpoint.json": canonical_json(old.checkpoint.body),
+            "bundle.json": canonical_json(bundle),
+            "timestamp.tsr": old.token,
+        },
     )
     assert failed(replayed) == ["inclusion proof"]
 
@@ -129,6 +133,7 @@ def test_a_rewritten_log_is_caught(vault, bundle, tmp_path):
     ) == {
         "checkpoint signature",
         "inclusion proof",
+        "timestamp",  # the authority stamped the original checkpoint, not this one
     }
 
 
@@ -160,3 +165,45 @@ def rewrite_base(tmp_path: Path) -> Path:
 def test_keys_may_not_live_inside_the_evidence_root(tmp_path):
     with pytest.raises(ValueError, match="outside the evidence root"):
         Vault(tmp_path / "evidence", tmp_path / "evidence" / "keys")
+
+
+def test_the_checkpoint_carries_a_timestamp_that_verifies(bundle):
+    checks = {c.name: c for c in verify_bundle(bundle)}
+    assert checks["timestamp"].ok and "nonsite local TSA" in checks["timestamp time"].detail
+
+
+def test_a_timestamp_from_another_checkpoint_is_caught(vault, bundle, tmp_path):
+    vault.seal(finding(), package_files(b"more"))
+    other = vault.publish_checkpoint()
+    swapped = rewrite(bundle, tmp_path / "t.zip", replace={"timestamp.tsr": other.token})
+    assert failed(swapped) == ["timestamp"]
+
+
+def test_a_corrupted_timestamp_token_is_caught(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as z:
+        token = bytearray(z.read("timestamp.tsr"))
+    token[-40] ^= 0x01  # inside the signature
+    assert failed(rewrite(bundle, tmp_path / "f.zip", replace={"timestamp.tsr": bytes(token)})) == ["timestamp"]
+
+
+def test_a_timestamp_against_other_roots_is_caught(bundle, tmp_path):
+    from evidence.timestamp import LocalTimestampAuthority
+
+    stranger = LocalTimestampAuthority.open_or_create(tmp_path / "stranger-tsa")
+    checks = verify_bundle(bundle, tsa_roots=stranger.certificates_pem())
+    assert [c.name for c in checks if not c.ok] == ["timestamp"]
+
+
+def test_a_bundle_without_its_timestamp_is_named(bundle, tmp_path):
+    stripped = rewrite(bundle, tmp_path / "s.zip", drop={"timestamp.tsr"})
+    assert failed(stripped) == ["bundle"]
+    assert "timestamp.tsr" in verify_bundle(stripped)[0].detail
+
+
+def test_published_checkpoints_are_reused_until_the_log_grows(vault, bundle):
+    first = vault.latest_checkpoint()
+    assert first is not None and vault.publish_checkpoint() == first
+    vault.seal(finding(), package_files(b"grow"))
+    grown = vault.publish_checkpoint()
+    assert grown.checkpoint.tree_size == first.checkpoint.tree_size + 1
+    assert vault.latest_checkpoint() == grown

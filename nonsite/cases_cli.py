@@ -60,6 +60,13 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
     step.add_argument("--days", type=int, help="rectification period in working days (warn)")
     overdue = command("overdue", "deadlines that have passed (and with --soon, those about to)")
     overdue.add_argument("--soon", action="store_true")
+    command("rechecks", "warned cases whose rectification period has ended: due for a fresh look")
+    recheck = command("recheck", "re-check a warned case from new footage of its camera; closes or escalates it")
+    recheck.add_argument("number")
+    recheck.add_argument("--cameras", type=Path, required=True, help="camera config YAML naming the case's camera")
+    recheck.add_argument("--source", type=Path, required=True, help="the camera's new footage (video file)")
+    recheck.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+    recheck.add_argument("--out", type=Path, help="analysis folder (default: var/rechecks/NUMBER)")
     command("check", "check the closed-loop invariants; exit status 1 if one is broken")
     kpi = command("kpi", "KPIs of a period")
     kpi.add_argument("--from", dest="start", type=date.fromisoformat, help="first local day (default: 7 days ago)")
@@ -248,6 +255,38 @@ def _overdue(book: Casebook, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rechecks(book: Casebook, args: argparse.Namespace) -> int:
+    _print_deadlines(book, book.due_rechecks(), "due for a re-check")
+    return 0
+
+
+def _recheck(book: Casebook, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cases.errors import UnknownRecordError
+    from cases.models import Case
+    from nonsite.cli import _pick_camera
+    from nonsite.recheck import recheck_case
+    from nonsite.starter import starter_model_path
+    from pipelines.sources import FileSource
+    from vision.detectors import create_detector
+    from vision.detectors.onnx import sniff_backend
+
+    with book.db.session() as s:
+        camera_id = s.scalar(select(Case.camera_id).where(Case.number == args.number))
+        if camera_id is None:
+            raise UnknownRecordError(f"no case numbered {args.number!r} seen by a camera")
+    camera = _pick_camera(args.cameras, camera_id)
+    model = args.model or starter_model_path()
+    detector = create_detector({"type": sniff_backend(model), "path": model})
+    source = FileSource(args.source, source_id=camera.id)
+    out = args.out or Path("var") / "rechecks" / args.number
+    look = recheck_case(book, args.number, camera=camera, source=source, detector=detector, out_dir=out)
+    verdict = "still there: escalated to the head" if look.violation_present else "gone: rectified and closed"
+    print(f"{args.number}: re-check sealed as {look.package_id}; violation {verdict}")
+    return 0
+
+
 def _check(book: Casebook, args: argparse.Namespace) -> int:
     from cases.invariants import check_invariants
 
@@ -297,6 +336,8 @@ HANDLERS = {
     "show": _show,
     "step": _step,
     "overdue": _overdue,
+    "rechecks": _rechecks,
+    "recheck": _recheck,
     "check": _check,
     "kpi": _kpi,
     "export": _export,

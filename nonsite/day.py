@@ -37,7 +37,7 @@ from datasets.synthetic import SceneSpec, SceneTruth, sample_scene_spec, write_v
 from evidence.package import load_package
 from evidence.vault import Vault
 from nonsite.analyze import analyze_source, synthetic_camera
-from pipelines.recheck import closed_records, seal_recheck
+from nonsite.recheck import recheck_case
 from pipelines.sources import FileSource
 from vision.detectors import Detector
 
@@ -197,27 +197,16 @@ def _recheck(book: Casebook, detector: Detector, out_dir: Path, clock: _Clock) -
     clock.now = datetime.combine(DAY + timedelta(days=2), time(9), LOCAL).astimezone(UTC)
     for due in book.due_rechecks():
         with book.db.session() as s:
-            case = s.query(Case).filter_by(number=due.case_number).one()
-            camera_id, zone, kind = case.camera_id, case.zone.name if case.zone else None, case.kind
-        if camera_id is None or zone is None:
+            camera_id = s.query(Case).filter_by(number=due.case_number).one().camera_id
+        if camera_id is None:
             continue
-        preset = CAMERAS[camera_id]
         back = camera_id == STUBBORN_CAMERA
         seed = DAY_SEED + 7
-        spec = getattr(SceneSpec, preset)(seed=seed) if back else SceneSpec.distractor_only(seed=seed)
+        spec = getattr(SceneSpec, CAMERAS[camera_id])(seed=seed) if back else SceneSpec.distractor_only(seed=seed)
         video = out_dir / "footage" / f"recheck-{due.case_number}.mp4"
         truth = _render(spec, video, clock.now)
         camera = synthetic_camera(camera_id, truth, str(video))
         source = FileSource(video, source_id=camera_id)
-        analysis = analyze_source(source, camera, detector, out_dir / "rechecks" / due.case_number)
-        look = seal_recheck(
-            book.vault,
-            case_number=due.case_number,
-            kind=kind,
-            zone=zone,
-            camera=camera,
-            source=source,
-            violations=closed_records(analysis.violations_path),
-        )
+        recheck_case(book, due.case_number, camera=camera, source=source, detector=detector,
+                     out_dir=out_dir / "rechecks" / due.case_number)  # fmt: skip
         clock.now += timedelta(minutes=5)
-        book.record_recheck(due.case_number, package_id=look.package_id, violation_present=look.violation_present)

@@ -106,3 +106,37 @@ def test_a_malformed_policy_file_is_refused(place, capsys):
     (tmp_path / "policy.yaml").write_text("agency: cg\nmerge_window_hourz: 2\n")
     code, _, err = _run(capsys, "cases", "list", *common, "--policy", str(tmp_path / "policy.yaml"))
     assert code == 1 and "agency" in err and "merge_window_hourz" in err
+
+
+def test_a_recheck_from_new_footage_closes_a_rectified_case(tmp_path, capsys):
+    import yaml
+
+    from datasets.synthetic import SceneSpec, write_video
+    from nonsite.analyze import synthetic_camera
+
+    video = tmp_path / "look.mp4"
+    truth = write_video(SceneSpec.distractor_only(seed=5, duration_s=2.0), video)
+    camera = synthetic_camera("cam-r", truth, str(video))
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump({"cameras": [camera.model_dump(mode="json")]}))
+    common = [
+        "--db",
+        f"sqlite:///{tmp_path / 'cases.db'}",
+        "--evidence",
+        str(tmp_path / "ev"),
+        "--keys",
+        str(tmp_path / "k"),
+    ]
+    vault = Vault(tmp_path / "ev", tmp_path / "k")
+    package = seal_finding(vault, camera="cam-r", zone="street", started_at=datetime.now(UTC) - timedelta(hours=2))
+    vault.close()
+    _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cam.yaml"))
+    _run(capsys, "cases", "user", *common, "li", "--role", "officer")
+    number = _run(capsys, "cases", "file", *common, package)[1].split("case ")[1].split()[0]
+    _run(capsys, "cases", "step", *common, number, "confirm", "--actor", "li")
+    _run(capsys, "cases", "step", *common, number, "warn", "--actor", "li", "--days", "1")
+    args = ["--cameras", str(tmp_path / "cam.yaml"), "--source", str(video), "--out", str(tmp_path / "look")]
+    code, out, err = _run(capsys, "cases", "recheck", *common, number, *args)
+    assert code == 0, err
+    assert "gone: rectified and closed" in out
+    code, out, _ = _run(capsys, "cases", "show", *common, number)
+    assert "closed  (version" in out and "recheck" in out and "history verified" in out

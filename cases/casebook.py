@@ -662,7 +662,7 @@ class Casebook:
         case.transitions.append(transition)
         for open_deadline in case.deadlines:
             if open_deadline.met_at is None and (open_deadline.name in step.meets or target in TERMINAL_STATES):
-                open_deadline.met_at = at
+                open_deadline.met_at, open_deadline.closed_by = at, step.action
         if target != source:
             case.state = target.value
             self._open_deadlines(case, target, at, rectify_days)

@@ -90,6 +90,7 @@ class _Deadline:
     starts_at: datetime
     due_at: datetime
     met_at: datetime | None
+    closed_by: str | None
     provisional: bool
 
 
@@ -185,7 +186,7 @@ def _read_case(casebook: Casebook, case_number: str) -> _Snapshot:
             evidence=[_Evidence(e.package_id, e.role, e.observed_from, e.observed_to, e.score) for e in case.evidence],
             steps=[_step(t) for t in transitions],
             deadlines=[
-                _Deadline(d.name, d.owner, d.basis, d.starts_at, d.due_at, d.met_at, d.provisional)
+                _Deadline(d.name, d.owner, d.basis, d.starts_at, d.due_at, d.met_at, d.closed_by, d.provisional)
                 for d in case.deadlines
             ],
             problems=transition_problems(casebook, case, transitions),
@@ -415,7 +416,7 @@ def _history_section(steps: list[_Step], tz: tzinfo) -> _Safe:
 def _deadline_status(d: _Deadline, now: datetime, tz: tzinfo) -> _Safe:
     if d.met_at is not None:
         late = d.met_at > d.due_at
-        text = f"met {_local(d.met_at, tz)}" + (" (after due)" if late else "")
+        text = f"ended {_local(d.met_at, tz)} by {d.closed_by or 'a step'}" + (" (after due)" if late else "")
         return _Safe(f'<span class="{"late" if late else "ok"}">{_e(text)}</span>')
     if d.due_at <= now:
         return _Safe('<span class="bad">OVERDUE</span>')

@@ -215,6 +215,7 @@ class Deadline(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     met_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(32))  # the step that ended it (escalate is not rectify)
 
     case: Mapped[Case] = relationship(back_populates="deadlines")
 

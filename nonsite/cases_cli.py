@@ -211,7 +211,7 @@ def _show(book: Casebook, args: argparse.Namespace) -> int:
                   f"by {t.actor.username} ({t.actor.role}){why}")  # fmt: skip
         print("deadlines:")
         for d in case.deadlines:
-            met = f"met {d.met_at.astimezone(tz):%Y-%m-%d %H:%M}" if d.met_at else "OPEN"
+            met = f"ended {d.met_at.astimezone(tz):%Y-%m-%d %H:%M} by {d.closed_by}" if d.met_at else "OPEN"
             provisional = " (provisional calendar)" if d.provisional else ""
             print(f"  {d.name:16} {d.owner:6} due {d.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {met}  {d.basis}"
                   f"{provisional}")  # fmt: skip

@@ -215,7 +215,8 @@ def test_deadlines_show_met_open_and_overdue_against_the_casebook_clock(casebook
     number, _ = _warned_case(casebook, vault, clock)
     rows = _tables(export_case_file(casebook, number, tmp_path / "now", actor="li").html.read_text())["deadlines"][1:]
     status = {row[0]: row[5] for row in rows}
-    assert status["review"].startswith("met ") and status["disposition"].startswith("met ")
+    assert status["review"].startswith("ended ") and status["review"].endswith("by confirm")
+    assert status["disposition"].startswith("ended ") and status["disposition"].endswith("by warn")
     assert status["rectification"] == "OPEN" and status["recheck"] == "OPEN"
     assert {row[1] for row in rows if row[0] == "rectification"} == {"party"}
 

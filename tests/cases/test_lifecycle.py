@@ -77,6 +77,10 @@ def test_recheck_that_still_sees_the_violation_escalates_to_the_head(casebook, v
     look = seal_finding(vault, started_at=clock.now)
     casebook.record_recheck(case_number, package_id=look, violation_present=True)
     assert _state(casebook, case_number) == "escalated"
+    with casebook.db.session() as s:
+        case = s.query(Case).filter_by(number=case_number).one()
+        # the party's period ended by escalation, not by rectifying
+        assert {d.name: d.closed_by for d in case.deadlines if d.met_at}["rectification"] == "escalate"
     casebook.apply(case_number, "file", actor="chen")
     assert _state(casebook, case_number) == "filed"
 

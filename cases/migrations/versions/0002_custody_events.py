@@ -1,4 +1,4 @@
-"""custody events
+"""custody events, and the step that ended each deadline
 
 Revision ID: 0002
 Revises: 0001
@@ -34,9 +34,13 @@ def upgrade() -> None:
     with op.batch_alter_table("custody_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_custody_events_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_custody_events_package_id"), ["package_id"], unique=False)
+    with op.batch_alter_table("deadlines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("closed_by", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deadlines", schema=None) as batch_op:
+        batch_op.drop_column("closed_by")
     with op.batch_alter_table("custody_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_custody_events_package_id"))
         batch_op.drop_index(batch_op.f("ix_custody_events_case_id"))

@@ -123,3 +123,29 @@ def test_checkpoints_stamped_by_an_authority_over_http_verify(tmp_path, capsys, 
     assert main(["verify", str(tmp_path / "b.zip"), "--tsa-roots", str(roots)]) == 0
     assert "county notary TSA" in capsys.readouterr().out
     assert not (tmp_path / "keys" / "tsa").exists()  # no local authority was made
+
+
+def test_a_bundle_verifies_with_nothing_but_itself(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    vault = Vault(tmp_path / "evidence", tmp_path / "keys")
+    logged = vault.seal(finding(), package_files(b"alone"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bundle = export_bundle(vault, logged.package.package_id, elsewhere / "b.zip")
+    vault.close()
+    shutil.rmtree(tmp_path / "evidence")
+    shutil.rmtree(tmp_path / "keys")  # no store, no log, no keys, no local authority
+    result = subprocess.run(
+        [sys.executable, "-m", "nonsite.cli", "verify", bundle.name],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok   timestamp" in result.stdout and "verified: every check passed" in result.stdout
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["b.zip"]  # verifying wrote nothing

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from evidence.errors import EvidenceError
 
@@ -36,6 +37,19 @@ class Signature:
 
     def to_json(self) -> dict[str, str]:
         return {"alg": "Ed25519", "key_id": self.key_id, "signature": self.value.hex()}
+
+
+def read_private_key(path: Path, error: type[EvidenceError], what: str) -> PrivateKeyTypes:
+    """A PEM private key kept only for its owner (mode 0600); anything else raises `error`."""
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise error(f"{path}: private key is readable by others (mode {mode:o}); chmod 600 it")
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as e:
+        raise error(f"{path}: cannot read {what}: {e}") from e
+    except ValueError as e:
+        raise error(f"{path}: not a PEM private key: {e}") from e
 
 
 def key_id_of(public_key: bytes) -> str:
@@ -113,15 +127,7 @@ class KeyRing:
 
     def _load(self, key_id: str) -> Ed25519PrivateKey:
         path = self.folder / f"{key_id}.key"
-        try:
-            mode = path.stat().st_mode & 0o777
-            if mode & 0o077:
-                raise SigningKeyError(f"{path}: private key is readable by others (mode {mode:o}); chmod 600 it")
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except OSError as e:
-            raise SigningKeyError(f"{path}: cannot read signing key: {e}") from e
-        except ValueError as e:
-            raise SigningKeyError(f"{path}: not a PEM private key: {e}") from e
+        key = read_private_key(path, SigningKeyError, "signing key")
         if not isinstance(key, Ed25519PrivateKey):
             raise SigningKeyError(f"{path}: not an Ed25519 key")
         return key

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from evidence.errors import EvidenceError
+from evidence.signing import read_private_key
 from evidence.store import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -108,15 +109,7 @@ def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
 
 
 def _load_private_key(path: Path) -> rsa.RSAPrivateKey:
-    try:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise TimestampError(f"{path}: private key is readable by others (mode {mode:o}); chmod 600 it")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as e:
-        raise TimestampError(f"{path}: cannot read TSA key: {e}") from e
-    except ValueError as e:
-        raise TimestampError(f"{path}: not a PEM private key: {e}") from e
+    key = read_private_key(path, TimestampError, "TSA key")
     if not isinstance(key, rsa.RSAPrivateKey):
         raise TimestampError(f"{path}: expected an RSA private key, but got {type(key).__name__}")
     return key

@@ -53,7 +53,7 @@ def seal_recheck(
         raise SealingError(f"{source.path}: no frame of the re-check footage could be read")
     started = _start_time(source)
     ended = started + timedelta(seconds=last / fps)
-    look = {"kind": kind, "zone": zone, "bbox": [0, 0, 0, 0]}
+    look = {"kind": f"re-check: no {kind}", "zone": zone, "bbox": [0, 0, 0, 0]}  # the caption burned in
     files: list[PackageFile] = []
     for index in picks:
         if index not in frames:

@@ -18,11 +18,11 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,6 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from cases.calendar import DeadlineRule, WorkCalendar, deadline
 from cases.db import Database
 from cases.errors import (
+    CaseError,
     ConcurrentUpdateError,
     FilingError,
     IllegalTransitionError,
@@ -81,6 +82,7 @@ class Finding:
     lon: float | None = None
     radius_m: float | None = None
     recheck_of: str | None = None  # a re-check look names the case it was taken for
+    present: bool = True  # a re-check look may say the violation was gone
 
     @classmethod
     def from_manifest(cls, package_id: str, manifest: Mapping[str, Any]) -> Finding:
@@ -102,6 +104,7 @@ class Finding:
                 lon=place.get("lon"),
                 radius_m=place.get("radius_m"),
                 recheck_of=violation.get("recheck_of"),
+                present=bool(violation.get("present", True)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FilingError(f"package {package_id}: the manifest lacks what filing needs ({e!r})") from e
@@ -301,15 +304,21 @@ class Casebook:
                     )
         elif finding.lat is None or finding.lon is None:
             raise FilingError(f"package {finding.package_id} names neither a camera nor a place on the ground")
+        elif s.get_bind().dialect.name == "postgresql":
+            # no camera row to lock: one drone filer per kind at a time (SQLite serialises writers anyway)
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"nonsite.drone.{finding.kind}"})
 
         if finding.recheck_of is not None:
-            # a re-check look whose outcome was never recorded (a crash): keep it with its case
-            case = self._case(s, finding.recheck_of, lock=True)
+            # a re-check whose outcome was never recorded (a crash): finish it from the sealed look
+            case = s.scalar(select(Case).where(Case.number == finding.recheck_of).with_for_update())
+            if case is None:
+                raise FilingError(f"package {finding.package_id} is a re-check of unknown case {finding.recheck_of!r}")
             self._attach(s, case, finding, "recheck", at)
-            if CaseState(case.state) not in TERMINAL_STATES:
-                self._step(
-                    s, case, STEPS["add_evidence"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id]
-                )
+            system = self._user(s, SYSTEM_USER)
+            if case.state == CaseState.WARNED:
+                self._finish_recheck(s, case, system, finding, at)
+            elif CaseState(case.state) not in TERMINAL_STATES:
+                self._step(s, case, STEPS["add_evidence"], system, at=at, evidence=[finding.package_id])
             return Filed(finding.package_id, case.number, created=False, joined=True)
 
         open_case = self._open_case_for(s, finding, zone)
@@ -446,8 +455,11 @@ class Casebook:
                         "someone else changed it; reload and try again"
                     )
                 user = self._user(s, actor)
-                for package_id in evidence:
-                    self._attach_package(s, case, package_id, evidence_role, at)
+                attached = [f for p in evidence if (f := self._attach_package(s, case, p, evidence_role, at))]
+                if step.needs_evidence and not attached:
+                    raise IllegalTransitionError(f"'{action}' needs sealed evidence the case does not hold yet")
+                if action in ("rectify", "escalate"):
+                    self._check_after_warning(case, attached, action)
                 transition = self._step(
                     s,
                     case,
@@ -484,6 +496,8 @@ class Casebook:
             self._store_custody(s, event)
 
     def _store_custody(self, s: Session, event: CustodyEvent) -> None:
+        if s.scalar(select(CustodyRecord.id).where(CustodyRecord.leaf_index == event.leaf_index)) is not None:
+            return  # copied in already (by heal, or by another process)
         held = s.scalar(select(CaseEvidence).where(CaseEvidence.package_id == event.package_id))
         s.add(
             CustodyRecord(
@@ -720,29 +734,42 @@ class Casebook:
         """Close the loop on a warned case with the sealed result of a fresh look at its zone.
 
         Gone: the case is rectified and closed with the new evidence. Still there: it escalates
-        to the head for filing, with the new evidence attached.
+        to the head for filing, with the new evidence attached. One transaction either way.
         """
-        if violation_present:
-            return [
-                self.apply(
-                    case_number,
-                    "escalate",
-                    actor=SYSTEM_USER,
-                    evidence=[package_id],
-                    evidence_role="recheck",
-                    reason="re-check after the rectification deadline: violation still present",
-                )
-            ]
+        at = self.clock()
+        with self.db.session() as s:
+            case = self._case(s, case_number, lock=True)
+            if case.state != CaseState.WARNED:
+                raise IllegalTransitionError(f"case {case_number} is {case.state}: only a warned case is re-checked")
+            finding = self._attach_package(s, case, package_id, "recheck", at)
+            if finding is None:
+                raise IllegalTransitionError(f"package {package_id} is already evidence of case {case_number}")
+            finding = replace(finding, present=violation_present)
+            steps = self._finish_recheck(s, case, self._user(s, SYSTEM_USER), finding, at)
+            stepped = [Stepped(case.number, t.action, t.seq, t.from_state, t.to_state, case.version) for t in steps]
+        self._log_pending()
+        return stepped
+
+    def _check_after_warning(self, case: Case, looks: list[Finding], action: str) -> None:
+        """A re-check's evidence must have been seen after the warning, not be the old finding."""
+        warned = self._open_deadline(case, "rectification")
+        early = [f.package_id for f in looks if warned is not None and f.started_at < warned.starts_at]
+        if warned is not None and early:
+            raise IllegalTransitionError(
+                f"'{action}' needs a look taken after the warning of {warned.starts_at.isoformat()}; "
+                f"package {early[0]} was seen before it"
+            )
+
+    def _finish_recheck(self, s: Session, case: Case, system: User, look: Finding, at: datetime) -> list[Transition]:
+        self._check_after_warning(case, [look], "rectify")
+        evidence = [look.package_id]
+        if look.present:
+            why = "re-check after the rectification deadline: violation still present"
+            return [self._step(s, case, STEPS["escalate"], system, at=at, reason=why, evidence=evidence)]
+        why = "re-check after the rectification deadline: violation gone"
         return [
-            self.apply(
-                case_number,
-                "rectify",
-                actor=SYSTEM_USER,
-                evidence=[package_id],
-                evidence_role="recheck",
-                reason="re-check after the rectification deadline: violation gone",
-            ),
-            self.apply(case_number, "close", actor=SYSTEM_USER, reason="rectified; confirmed by re-check"),
+            self._step(s, case, STEPS["rectify"], system, at=at, reason=why, evidence=evidence),
+            self._step(s, case, STEPS["close"], system, at=at, reason="rectified; confirmed by re-check"),
         ]
 
     # --- deadlines --------------------------------------------------------------------------
@@ -799,7 +826,7 @@ class Casebook:
         for package_id in self.unfiled_packages():
             try:
                 filed.append(self.file_package(package_id))
-            except FilingError as e:
+            except (CaseError, IntegrityError, ValueError) as e:  # one bad package never stops the rest
                 logger.error("cannot file %s: %s", package_id, e)
         return filed
 
@@ -820,6 +847,7 @@ class Casebook:
                         return logged
                     data = transition.record.encode()
                     log = self.vault.log
+                    log.refresh()
                     # a crash after the append but before the commit: the leaf is already the last one
                     if log.size and log.leaf_hash(log.size - 1) == leaf_hash(data):
                         transition.leaf_index = log.size - 1

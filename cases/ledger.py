@@ -93,6 +93,8 @@ def check_record(
         problems.append(f"signed by unknown key {key_id}")
     elif not verify_signature(public, data, bytes.fromhex(signature_hex)):
         problems.append("signature does not verify")
+    if leaf_index is not None and leaf_index >= vault.log.size:
+        vault.log.refresh()  # another process may have appended it
     if leaf_index is None:
         problems.append("not yet in the Merkle log")
     elif leaf_index >= vault.log.size or vault.log.leaf_hash(leaf_index) != leaf_hash(data):

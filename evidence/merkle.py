@@ -12,6 +12,7 @@ signed checkpoint and verifiers take both from there.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -173,17 +174,42 @@ class MerkleLog:
     def append_many(self, entries: Iterable[bytes]) -> range:
         """Append entries in order with one write and one fsync; returns their leaf indices."""
         hashes = [leaf_hash(data) for data in entries]
-        start = self.size
-        if self._path is not None:
-            if self._file is None:
-                raise LogFileError(f"{self._path}: the log is closed")
+        if self._path is None:
+            start = self.size
+            self._add(hashes)
+            return range(start, start + len(hashes))
+        if self._file is None:
+            raise LogFileError(f"{self._path}: the log is closed")
+        try:
+            # Several processes may append to one log (camera workers, the API, the command
+            # line): an exclusive lock, then the leaves others appended meanwhile, then ours.
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
             try:
+                self._catch_up()
+                start = self.size
                 self._file.write(b"".join(hashes))
                 os.fsync(self._file.fileno())
-            except OSError as e:
-                raise LogFileError(f"{self._path}: cannot append {len(hashes)} leaf hashes at leaf {start}") from e
+            finally:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        except OSError as e:
+            raise LogFileError(f"{self._path}: cannot append {len(hashes)} leaf hashes") from e
         self._add(hashes)
         return range(start, start + len(hashes))
+
+    def refresh(self) -> int:
+        """Take in leaves other processes appended to the log's file; returns the new size."""
+        if self._path is not None:
+            self._catch_up()
+        return self.size
+
+    def _catch_up(self) -> None:
+        assert self._path is not None
+        known = self.size * HASH_SIZE
+        with open(self._path, "rb") as f:
+            f.seek(known)
+            more = f.read()
+        whole = len(more) - len(more) % HASH_SIZE  # a record another process is writing right now waits
+        self._add(more[i : i + HASH_SIZE] for i in range(0, whole, HASH_SIZE))
 
     def leaf_hash(self, index: int) -> bytes:
         """The hash of leaf `index`."""

@@ -154,6 +154,7 @@ class Vault:
             return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
         wanted = leaf_hash(package_leaf(package.package_id))
         with self._append_lock:
+            self.log.refresh()
             # a crash after the append but before the index was written: the leaf is already the last one
             if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
                 index = self.log.size - 1
@@ -206,6 +207,7 @@ class Vault:
         path = self._custody_path(package_id)
         if not path.is_file():
             return []
+        self.log.refresh()
         events = []
         for line in path.read_bytes().splitlines():
             record = json.loads(line)
@@ -278,6 +280,7 @@ class Vault:
 
     def checkpoint(self, at: datetime | None = None) -> Checkpoint:
         """A signed statement of the log's current size and root."""
+        self.log.refresh()
         body = {
             "format": CHECKPOINT_FORMAT,
             "origin": self.origin,

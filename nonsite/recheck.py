@@ -12,6 +12,7 @@ from pathlib import Path
 from cases.casebook import Casebook
 from cases.errors import IllegalTransitionError
 from cases.models import Case
+from cases.states import CaseState
 from nonsite.analyze import analyze_source
 from pipelines.recheck import RecheckResult, closed_records, seal_recheck
 from pipelines.sources import FileSource
@@ -33,6 +34,8 @@ def recheck_case(
                 f"{' in zone ' + case.zone.name if case.zone else ' outside any zone'}; "
                 f"a re-check needs that camera's zone, not camera {camera.id!r}"
             )
+        if case.state != CaseState.WARNED:
+            raise IllegalTransitionError(f"case {case_number} is {case.state}: only a warned case is re-checked")
         kind, zone = case.kind, case.zone.name
     analysis = analyze_source(source, camera, detector, out_dir)
     look = seal_recheck(

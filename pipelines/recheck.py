@@ -44,7 +44,8 @@ def seal_recheck(
     fps = source.fps
     again = [v for v in violations if v["kind"] == kind and v["zone"] == zone and v["closed"]]
     if again:
-        logged = seal_recorded_violation(vault, again[0], source.path, camera, fps)
+        # the manifest names the case, so a crash before the outcome is recorded is healed onto it
+        logged = seal_recorded_violation(vault, {**again[0], "recheck_of": case_number}, source.path, camera, fps)
         return RecheckResult(logged.package.package_id, True)
     last = max(0, source.frame_count - 1)
     picks = sorted({0, last // 2, last})

@@ -80,3 +80,14 @@ def test_parallel_filings_on_many_cameras_get_distinct_consecutive_numbers(caseb
     results = _together([lambda p=p: casebook.file_package(p) for p in packages])
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sorted(r.case_number for r in results) == [f"CG-2025-{i:06d}" for i in range(1, WRITERS + 1)]
+
+
+def test_parallel_drone_findings_of_one_spot_join_one_case(casebook, vault, clock):
+    place = {"lat": 30.25, "lon": 120.16, "radius_m": 20.0}
+    packages = [
+        seal_finding(vault, camera=None, zone=None, started_at=clock.now + timedelta(minutes=i), place=place)
+        for i in range(WRITERS)
+    ]
+    results = _together([lambda p=p: casebook.file_package(p) for p in packages])
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len({r.case_number for r in results}) == 1

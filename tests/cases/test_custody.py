@@ -49,3 +49,13 @@ def test_heal_copies_custody_events_only_the_vault_has(casebook, vault, clock):
     casebook.heal()
     with casebook.db.session() as s:
         assert s.query(CustodyRecord).count() == 1
+
+
+def test_a_custody_event_copied_twice_is_stored_once(casebook, vault, clock):
+    package = seal_finding(vault, started_at=clock.now)
+    casebook.file_package(package)
+    event = vault.record_custody(package, actor="li", action="view")
+    casebook.heal()  # copies it in
+    with casebook.db.session() as s:
+        casebook._store_custody(s, event)  # the writer that recorded it arrives second
+    assert len(casebook.custody(package)) == 1

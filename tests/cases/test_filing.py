@@ -153,3 +153,27 @@ def test_heal_files_what_a_crash_left_unfiled(casebook, vault, clock):
     assert sorted(f.package_id for f in healed) == sorted(packages[1:])
     assert casebook.unfiled_packages() == []
     assert casebook.heal() == []
+
+
+@pytest.mark.parametrize(("present", "state", "outcome"), [(False, "closed", "rectified"), (True, "escalated", None)])
+def test_heal_finishes_a_recheck_a_crash_left_unrecorded(casebook, vault, clock, present, state, outcome):
+    number = casebook.file_package(seal_finding(vault, started_at=clock.now)).case_number
+    casebook.apply(number, "confirm", actor="li")
+    casebook.apply(number, "warn", actor="li")
+    clock.advance(days=5)
+    # sealed by the re-check, then the process died before recording the outcome
+    seal_finding(vault, started_at=clock.now, extra={"present": present, "recheck_of": number})
+    casebook.heal()
+    with casebook.db.session() as s:
+        case = s.query(Case).filter_by(number=number).one()
+        assert (case.state, case.outcome) == (state, outcome)
+        assert [e.role for e in case.evidence] == ["detection", "recheck"]
+    assert casebook.unfiled_packages() == []
+
+
+def test_heal_goes_on_past_a_package_it_cannot_file(casebook, vault, clock):
+    bad = seal_finding(vault, started_at=clock.now, extra={"recheck_of": "CG-2025-999999"})
+    good = seal_finding(vault, camera="cam-2", started_at=clock.now)
+    healed = casebook.heal()
+    assert [f.package_id for f in healed] == [good]
+    assert casebook.unfiled_packages() == [bad]

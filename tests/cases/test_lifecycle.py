@@ -3,7 +3,7 @@ optimistic versions, and the signed, logged history."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -247,3 +247,28 @@ def test_the_lifecycle_table_reaches_a_terminal_state_from_every_state():
                     reach.add(source)
                     changed = True
     assert reach == set(CaseState)
+
+
+def test_a_case_cannot_be_rectified_with_evidence_it_already_holds(casebook, vault, clock, case_number):
+    with casebook.db.session() as s:
+        original = s.query(Case).filter_by(number=case_number).one().evidence[0].package_id
+    casebook.apply(case_number, "confirm", actor="li")
+    casebook.apply(case_number, "warn", actor="li")
+    with pytest.raises(IllegalTransitionError, match="needs sealed evidence the case does not hold yet"):
+        casebook.apply(case_number, "rectify", actor="li", evidence=[original])
+    assert _state(casebook, case_number) == "warned"
+
+
+def test_a_rectification_look_must_be_taken_after_the_warning(casebook, vault, clock, case_number):
+    before = seal_finding(vault, camera="cam-2", started_at=clock.now - timedelta(hours=1), extra={"present": False})
+    casebook.apply(case_number, "confirm", actor="li")
+    casebook.apply(case_number, "warn", actor="li")
+    with pytest.raises(IllegalTransitionError, match="needs a look taken after the warning"):
+        casebook.record_recheck(case_number, package_id=before, violation_present=False)
+    assert _state(casebook, case_number) == "warned"
+
+
+def test_only_a_warned_case_is_rechecked(casebook, vault, clock, case_number):
+    look = seal_finding(vault, started_at=clock.now, extra={"present": False})
+    with pytest.raises(IllegalTransitionError, match="only a warned case is re-checked"):
+        casebook.record_recheck(case_number, package_id=look, violation_present=False)

@@ -55,3 +55,19 @@ def test_bad_custody_events_are_refused(vault, kwargs, error, message):
 def test_custody_of_an_unknown_package_is_refused(vault):
     with pytest.raises(KeyError):
         vault.record_custody("ab" * 32, actor="officer-7", action="view")
+
+
+def test_two_processes_on_one_vault_get_distinct_leaves(tmp_path):
+    from evidence.merkle import leaf_hash
+
+    # two vaults on one root stand for two processes (a camera worker and the command line)
+    first = Vault(tmp_path / "evidence", tmp_path / "keys")
+    second = Vault(tmp_path / "evidence", tmp_path / "keys")
+    a = first.append_record({"type": "test.record", "n": 1})
+    b = second.append_record({"type": "test.record", "n": 2})
+    c = first.append_record({"type": "test.record", "n": 3})
+    assert (a, b, c) == (0, 1, 2)
+    assert first.checkpoint().body["root"] == second.checkpoint().body["root"]
+    assert second.log.leaf_hash(2) == leaf_hash(b'{"n":3,"type":"test.record"}')
+    first.close()
+    second.close()

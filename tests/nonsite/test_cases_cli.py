@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,6 +135,7 @@ def test_a_recheck_from_new_footage_closes_a_rectified_case(tmp_path, capsys):
     number = _run(capsys, "cases", "file", *common, package)[1].split("case ")[1].split()[0]
     _run(capsys, "cases", "step", *common, number, "confirm", "--actor", "li")
     _run(capsys, "cases", "step", *common, number, "warn", "--actor", "li", "--days", "1")
+    os.utime(video)  # the new footage is taken after the warning (file sources stamp frames from the file time)
     args = ["--cameras", str(tmp_path / "cam.yaml"), "--source", str(video), "--out", str(tmp_path / "look")]
     code, out, err = _run(capsys, "cases", "recheck", *common, number, *args)
     assert code == 0, err

@@ -214,8 +214,10 @@ class Casebook:
             if camera is None:
                 camera = Camera(id=camera_id, name=name or camera_id, lat=lat, lon=lon, created_at=self.clock())
                 s.add(camera)
-            else:
-                camera.name, camera.lat, camera.lon = name or camera.name, lat, lon
+            else:  # what is not given stays as it was
+                camera.name = name or camera.name
+                camera.lat = camera.lat if lat is None else lat
+                camera.lon = camera.lon if lon is None else lon
             s.flush()
             known = {z.name: z for z in camera.zones}
             for zone_name, rule in zones:
@@ -445,6 +447,13 @@ class Casebook:
         step = STEPS.get(action)
         if step is None:
             raise IllegalTransitionError(f"unknown action {action!r}; known: {', '.join(sorted(STEPS))}")
+        if rectify_days is not None and (action != "warn" or rectify_days < 1):
+            raise IllegalTransitionError(
+                f"a rectification period is set only by 'warn' and is at least 1 working day; got {rectify_days} "
+                f"for '{action}'"
+            )
+        if evidence_role not in EVIDENCE_ROLES:
+            raise ValueError(f"evidence_role must be one of {EVIDENCE_ROLES}, but got {evidence_role!r}")
         at = self.clock()
         try:
             with self.db.session() as s:
@@ -604,7 +613,7 @@ class Casebook:
             raise IllegalTransitionError(f"'{step.action}' takes no reason code")
         if step.needs_evidence and not evidence:
             raise IllegalTransitionError(f"'{step.action}' needs sealed evidence attached")
-        if step.action == "legal_review" and state == CaseState.PRE_NOTICE_SENT:
+        if step.action == "legal_review":
             window = self._open_deadline(case, "hearing_request")
             if window is not None and at < window.due_at:
                 raise IllegalTransitionError(

@@ -8,6 +8,7 @@ is created and changed only by the Alembic migrations in `cases/migrations`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -31,13 +32,19 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("NONSITE_DATABASE_URL") or DEFAULT_URL
 
 
+def mask_credentials(url: str) -> str:
+    """The URL with any user and password replaced, for messages and logs."""
+    return re.sub(r"://[^@/]*@", "://***@", url)
+
+
 def make_engine(url: str | None = None, **options: Any) -> Engine:
     """An engine for `url`; SQLite gets foreign keys, a busy timeout and write-locking transactions."""
     url = database_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
-        raise DatabaseError(f"not a database URL: {url!r}") from e
+        parsed.port  # noqa: B018 - a bad port only raises when read
+    except (ArgumentError, ValueError) as e:
+        raise DatabaseError(f"not a database URL: {mask_credentials(url)!r}") from e
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **options)
     if parsed.database and parsed.database != ":memory:":

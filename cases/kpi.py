@@ -50,7 +50,11 @@ class KpiRow:
 
     @property
     def closing_rate(self) -> float | None:
-        """Cases concluded in the period over cases opened in it (结案率 of the period)."""
+        """Cases concluded in the period over cases opened in it (结案率 of the period).
+
+        Concluded cases may have opened before the period, so a period that clears a
+        backlog shows more than 100%.
+        """
         return self.concluded / self.cases_opened if self.cases_opened else None
 
     @property

@@ -69,9 +69,10 @@ class CasePolicy(BaseModel):
         }
         if name not in field:
             raise KeyError(f"no policy deadline named {name!r}; known: {sorted(field)}")
-        return DeadlineRule(
-            name, days or field[name], True, POLICY_BASIS, f"{name} within {days or field[name]} working days"
-        )
+        if days is not None and days < 1:
+            raise ValueError(f"a {name} period is at least 1 working day, but got {days}")
+        days = field[name] if days is None else days
+        return DeadlineRule(name, days, True, POLICY_BASIS, f"{name} within {days} working days")
 
 
 STATUTORY = {rule.name: rule for rule in (DECISION, SERVICE, HEARING_REQUEST, PAYMENT)}

@@ -2,8 +2,8 @@
 
 Each step names the states it may start from, the state it leads to, the roles allowed to
 take it, what it needs (a reason, a reason code, new evidence) and which deadlines it
-meets. `lifecycle.apply_step` refuses anything the table does not allow, loudly: an
-illegal transition is an error, never a silent no-op.
+meets. `Casebook.apply` refuses anything the table does not allow, loudly: an illegal
+transition is an error, never a silent no-op.
 
 The two roads follow the Administrative Penalty Law (2021): a confirmed violation is
 either warned with a rectification deadline and re-checked (the common road for street
@@ -183,7 +183,7 @@ STEPS: dict[str, Step] = {
             {S.PRE_NOTICE_SENT},
             S.DEFENSE,
             {Role.OFFICER},
-            {"hearing_request"},
+            # a statement does not end the party's window: it may still ask for a hearing
             needs_reason=True,
             description="the party states a defense or asks for a hearing (Art. 45, 64)",
         ),

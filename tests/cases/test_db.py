@@ -61,3 +61,10 @@ def test_naive_times_are_refused(database):
     with pytest.raises(Exception, match="timezone-aware"), database.session() as s:
         s.add(User(username="x", display_name="x", role="officer", active=True, created_at=datetime(2025, 1, 1)))
         s.flush()
+
+
+@pytest.mark.parametrize("url", ["postgres ql://ops:s3cret@db/cases", "postgresql://ops:s3cret@db:54x/cases"])
+def test_a_malformed_url_is_refused_without_its_password(url):
+    with pytest.raises(DatabaseError, match=r"not a database URL") as caught:
+        Database(url)
+    assert "s3cret" not in str(caught.value) and "***@" in str(caught.value)

@@ -19,12 +19,13 @@ def _deadlines(casebook, number) -> dict[str, tuple[datetime, str, bool]]:
 
 
 def test_service_deadline_counts_working_days_across_golden_week(casebook, vault, clock):
-    clock.now = datetime(2025, 9, 25, 2, 0, tzinfo=UTC)
+    clock.now = datetime(2025, 9, 15, 2, 0, tzinfo=UTC)
     number = casebook.file_package(seal_finding(vault, started_at=clock.now)).case_number
     casebook.apply(number, "confirm", actor="li")
     casebook.apply(number, "file", actor="chen")
     casebook.apply(number, "send_pre_notice", actor="wang")
     casebook.apply(number, "record_defense", actor="li", reason="statement")
+    clock.now = datetime(2025, 9, 25, 2, 0, tzinfo=UTC)  # the 5-working-day hearing window has run
     casebook.apply(number, "legal_review", actor="zhao")
     clock.now = datetime(2025, 9, 30, 3, 0, tzinfo=UTC)  # decided on Tuesday Sep 30, Beijing
     casebook.apply(number, "decide", actor="chen", reason="fine")

@@ -30,6 +30,7 @@ def _walk_to_legal_review(casebook, clock, number):
     casebook.apply(number, "file", actor="chen")
     casebook.apply(number, "send_pre_notice", actor="wang")
     casebook.apply(number, "record_defense", actor="li", reason="the party says the stall was unloading goods")
+    clock.advance(days=8)  # the party's 5 working days to ask for a hearing have run
     casebook.apply(number, "legal_review", actor="zhao")
 
 
@@ -142,9 +143,19 @@ def test_a_decision_needs_two_officers_to_have_acted(casebook, clock, case_numbe
     casebook.apply(case_number, "file", actor="chen")
     casebook.apply(case_number, "send_pre_notice", actor="li")
     casebook.apply(case_number, "record_defense", actor="li", reason="statement received")
+    clock.advance(days=8)
     casebook.apply(case_number, "legal_review", actor="zhao")
     with pytest.raises(IllegalTransitionError, match=r"at least two officers .*\(Art. 42\); case .* has 1"):
         casebook.apply(case_number, "decide", actor="chen", reason="fine")
+
+
+def test_a_statement_of_defense_does_not_cut_the_hearing_window_short(casebook, clock, case_number):
+    casebook.apply(case_number, "confirm", actor="li")
+    casebook.apply(case_number, "file", actor="chen")
+    casebook.apply(case_number, "send_pre_notice", actor="wang")
+    casebook.apply(case_number, "record_defense", actor="li", reason="the party states a defense on day one")
+    with pytest.raises(IllegalTransitionError, match=r"may state a defense or ask for a hearing until"):
+        casebook.apply(case_number, "legal_review", actor="zhao")
 
 
 def test_legal_review_waits_for_the_partys_hearing_window(casebook, clock, case_number):
@@ -272,3 +283,11 @@ def test_only_a_warned_case_is_rechecked(casebook, vault, clock, case_number):
     look = seal_finding(vault, started_at=clock.now, extra={"present": False})
     with pytest.raises(IllegalTransitionError, match="only a warned case is re-checked"):
         casebook.record_recheck(case_number, package_id=look, violation_present=False)
+
+
+@pytest.mark.parametrize(("action", "days"), [("warn", 0), ("warn", -2), ("confirm", 3)])
+def test_a_rectification_period_is_set_only_by_a_warning_and_is_positive(casebook, case_number, action, days):
+    if action == "warn":
+        casebook.apply(case_number, "confirm", actor="li")
+    with pytest.raises(IllegalTransitionError, match="rectification period is set only by 'warn'"):
+        casebook.apply(case_number, action, actor="li", rectify_days=days)

@@ -14,6 +14,7 @@ case is closed" (有案必立、立案必结) something a command can prove or r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,9 +25,10 @@ from sqlalchemy.orm import selectinload
 
 from cases.casebook import Casebook, DeadlineView
 from cases.errors import UnknownRecordError
-from cases.ledger import check_record
+from cases.ledger import RECORD_TYPE, check_record
 from cases.models import Case, Transition
 from cases.states import STEPS, TERMINAL_STATES, CaseState, RejectReason, Role
+from evidence.canonical import canonical_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ def check_invariants(casebook: Casebook, at: datetime | None = None) -> Invarian
                 problems.append(f"case {case.number}: {case.state} yet has a closing time")
             if not terminal and not any(d.met_at is None for d in case.deadlines):
                 problems.append(f"case {case.number}: {case.state} with no deadline running (it could be forgotten)")
+    problems += _missing_from_database(casebook)
     return InvariantReport(
         cases=n_cases,
         transitions=n_transitions,
@@ -143,6 +146,22 @@ def check_invariants(casebook: Casebook, at: datetime | None = None) -> Invarian
         problems=problems,
         overdue=casebook.overdue(at),
     )
+
+
+def _missing_from_database(casebook: Casebook) -> list[str]:
+    """Logged transitions whose database row is gone (a deleted step leaves its leaf behind)."""
+    try:
+        logged = casebook.vault.records(RECORD_TYPE)
+    except ValueError as e:
+        return [str(e)]
+    with casebook.db.session() as s:
+        stored = set(s.scalars(select(Transition.record_sha256)))
+    return [
+        f"case {record.get('case')} step {record.get('seq')} ({record.get('action')}): in the Merkle log "
+        f"(leaf {index}) but missing from the database"
+        for index, record in logged
+        if hashlib.sha256(canonical_json(record)).hexdigest() not in stored
+    ]
 
 
 def verify_history(casebook: Casebook, case_number: str) -> list[str]:

@@ -2,9 +2,10 @@
 
 Each transition is written as a canonical JSON record that names its case, its place in
 the case's history and the hash of the record before it (a hash chain per case), signed
-with the engine's key, and appended to the same transparency log as the evidence. A
-rewritten, dropped or reordered step then shows up three ways: a broken chain, a bad
-signature, and a leaf that is not in the log.
+with the engine's key, and appended to the same transparency log as the evidence (the
+vault also keeps the record beside the log). A rewritten or reordered step shows up as a
+broken chain, a bad signature and a leaf that is not in the log; a deleted step, even the
+last one, as a logged record with no row (`cases.invariants`).
 """
 
 from __future__ import annotations

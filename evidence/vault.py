@@ -230,8 +230,32 @@ class Vault:
         kind = record.get("type")
         if not isinstance(kind, str) or not kind or kind.startswith("evidence."):
             raise ValueError(f"a logged record needs its own 'type' (not evidence.*), but got {kind!r}")
+        data = canonical_json(record)
         with self._append_lock:
-            return self.log.append(canonical_json(record))
+            index = self.log.append(data)
+            # kept beside the log, which holds only hashes, so that a record whose copy elsewhere
+            # (a case database row) is later deleted can still be found and named
+            with (self.root / "log" / "records.jsonl").open("ab") as f:
+                f.write(canonical_json({"leaf_index": index, "record": record}) + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return index
+
+    def records(self, kind: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every logged record of `kind` with its leaf index, each checked against its leaf."""
+        path = self.root / "log" / "records.jsonl"
+        if not path.is_file():
+            return []
+        self.log.refresh()
+        found = []
+        for line in path.read_bytes().splitlines():
+            entry = json.loads(line)
+            index, record = int(entry["leaf_index"]), entry["record"]
+            if index >= self.log.size or self.log.leaf_hash(index) != leaf_hash(canonical_json(record)):
+                raise ValueError(f"{path}: the record of leaf {index} does not match the log")
+            if record.get("type") == kind:
+                found.append((index, record))
+        return found
 
     def timestamp_authority(self) -> tuple[TimestampAuthority, bytes]:
         """The authority that stamps checkpoints and the PEM roots its tokens chain to.

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from cases.errors import ConcurrentUpdateError, IllegalTransitionError, PermissionDeniedError, UnknownRecordError
 from cases.invariants import check_invariants, verify_history
-from cases.models import Case, Transition
+from cases.models import Case, Deadline, Transition
 from cases.states import STEPS, CaseState, Role
 from tests.cases.conftest import seal_finding
 
@@ -291,3 +291,16 @@ def test_a_rectification_period_is_set_only_by_a_warning_and_is_positive(caseboo
         casebook.apply(case_number, "confirm", actor="li")
     with pytest.raises(IllegalTransitionError, match="rectification period is set only by 'warn'"):
         casebook.apply(case_number, action, actor="li", rectify_days=days)
+
+
+def test_a_deleted_last_step_is_caught_by_the_check(casebook, case_number):
+    casebook.apply(case_number, "confirm", actor="li")
+    casebook.apply(case_number, "warn", actor="li")
+    with casebook.db.session() as s:  # someone with database access but no key drops the warning
+        case = s.query(Case).filter_by(number=case_number).one()
+        s.delete(case.transitions[-1])
+        s.query(Deadline).filter(Deadline.case_id == case.id, Deadline.name.in_(["rectification", "recheck"])).delete()
+        case.state = "confirmed"
+    assert verify_history(casebook, case_number) == []  # the remaining history is consistent in itself...
+    problems = check_invariants(casebook).problems
+    assert any(f"case {case_number} step 3 (warn): in the Merkle log" in p for p in problems), problems

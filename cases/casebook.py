@@ -490,17 +490,21 @@ class Casebook:
         self._log_pending()
         if action in CUSTODY_ACTIONS:
             for package_id in packages:
-                self.record_custody(package_id, actor=actor, action=action, reason=reason or reason_code or "")
+                self.record_custody(package_id, actor=actor, action=action, reason=reason or reason_code or "", at=at)
         return stepped
 
-    def record_custody(self, package_id: str, *, actor: str, action: str, reason: str = "") -> None:
+    def record_custody(
+        self, package_id: str, *, actor: str, action: str, reason: str = "", at: datetime | None = None
+    ) -> None:
         """Record who viewed, downloaded, exported, confirmed or rejected a package, and why.
 
         The event goes to the evidence vault first (its custody file and a Merkle log leaf,
         the tamper-evident record), then to the database beside the case; `heal()` copies
-        any event a crash kept out of the database.
+        any event a crash kept out of the database, and records again the confirmations and
+        rejections a crash kept out of both (their transitions say who, when and why).
         """
-        event = self.vault.record_custody(package_id, actor=actor, action=action, reason=reason, at=self.clock())
+        at = at or self.clock()
+        event = self.vault.record_custody(package_id, actor=actor, action=action, reason=reason, at=at)
         with self.db.session() as s:
             self._store_custody(s, event)
 
@@ -528,6 +532,25 @@ class Casebook:
                     select(CustodyRecord).where(CustodyRecord.package_id == package_id).order_by(CustodyRecord.id)
                 )
             )
+
+    def _custody_from_transitions(self) -> int:
+        """Record the custody of confirmations and rejections whose events a crash lost."""
+        missing = []
+        with self.db.session() as s:
+            steps = s.scalars(select(Transition).where(Transition.action.in_(sorted(CUSTODY_ACTIONS))))
+            for t in steps:
+                have = {
+                    (c.package_id, c.at)
+                    for c in s.scalars(select(CustodyRecord).where(CustodyRecord.case_id == t.case_id))
+                    if c.action == t.action and c.actor == t.actor.username
+                }
+                held = [e.package_id for e in t.case.evidence if e.added_at <= t.at]
+                reason = t.reason or t.reason_code or ""
+                at = t.at.replace(microsecond=0)  # custody times are kept to the second
+                missing += [(p, t.actor.username, t.action, reason, t.at) for p in held if (p, at) not in have]
+        for package_id, actor, action, reason, at in missing:
+            self.record_custody(package_id, actor=actor, action=action, reason=reason, at=at)
+        return len(missing)
 
     def _sync_custody(self) -> int:
         """Copy into the database the custody events the vault has and the database lacks."""
@@ -831,6 +854,7 @@ class Casebook:
         copy into the database every custody event only the vault has."""
         self._log_pending()
         self._sync_custody()
+        self._custody_from_transitions()
         filed = []
         for package_id in self.unfiled_packages():
             try:

@@ -59,3 +59,17 @@ def test_a_custody_event_copied_twice_is_stored_once(casebook, vault, clock):
     with casebook.db.session() as s:
         casebook._store_custody(s, event)  # the writer that recorded it arrives second
     assert len(casebook.custody(package)) == 1
+
+
+def test_heal_records_a_confirmation_whose_custody_a_crash_lost(casebook, vault, clock, monkeypatch):
+    package = seal_finding(vault, started_at=clock.now)
+    number = casebook.file_package(package).case_number
+    monkeypatch.setattr(type(casebook), "record_custody", lambda *a, **k: None)  # the process dies here
+    casebook.apply(number, "confirm", actor="li", reason="seen")
+    monkeypatch.undo()
+    assert casebook.custody(package) == [] and vault.custody_report(package) == []
+    casebook.heal()
+    assert [(r.actor, r.action, r.reason) for r in casebook.custody(package)] == [("li", "confirm", "seen")]
+    assert [(e.actor, e.action) for e in vault.custody_report(package)] == [("li", "confirm")]
+    casebook.heal()
+    assert len(casebook.custody(package)) == 1

@@ -9,9 +9,9 @@ the open one of the same event.
   standing still, past `min_dwell_s`. One event per object; people walking through never
   stay long enough.
 - `construction_watch`: equipment, materials or scaffolding of the zone's classes present
-  past `min_dwell_s`; they need not stand still (an excavator swings its arm). Optionally
-  also lasting structural change against a reference view that the detector does not
-  explain (`StructuralChangeRule`).
+  past `min_dwell_s`; they need not stand still (an excavator swings its arm). Also (on by
+  default, `ConstructionParams.structural_change`) lasting structural change against a
+  reference view that the detector does not explain (`StructuralChangeRule`).
 - `fume_watch`: smoke boxes in the zone that look like smoke (grey, moving, translucent:
   `vision.smoke`) in most frames of a sliding window; hysteresis keeps one event through
   a plume that thins for a moment, as Pyronear does.
@@ -97,19 +97,36 @@ class FumeParams(_Strict):
 
 class ConstructionParams(_Strict):
     structural_change: bool = Field(
-        False,
-        description="Experimental: in construction_watch zones, also report lasting structural change against a "
-        "reference view taken when the camera starts, beyond what the detector explains (a wall or a shed going "
-        "up). Off by default: on synthetic distractor footage it still raises about one false event in two "
-        "minutes.",
+        True,
+        description="In construction_watch zones, also report lasting structural change against a reference view "
+        "that the detector does not explain (a wall, a hoarding or a rooftop shed going up).",
     )
-    reference_s: float = Field(2.0, gt=0.0, le=3600.0, description="Seconds of frames averaged into the reference.")
+    reference_s: float = Field(
+        2.0, gt=0.0, le=3600.0, description="Seconds of frames averaged into the first reference (nothing is judged)."
+    )
     scale: int = Field(4, ge=1, le=32, description="Downscale factor of the change map.")
-    edge_threshold: float = Field(
-        0.25, gt=0.0, le=10.0, description="Change in relative edge strength (edges / local brightness) that counts."
+    band_rows: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Rows of the change map per band over which brightness and contrast against the reference are "
+        "fitted (fog thickens towards the sky, so one fit for the whole view is not enough).",
+    )
+    change_threshold: float = Field(
+        28.0,
+        gt=0.0,
+        le=255.0,
+        description="Grey levels (at the reference's contrast) by which a cell must differ from the reference, "
+        "after the band's brightness and contrast are fitted, to count as changed.",
+    )
+    still_threshold: float = Field(
+        8.0, gt=0.0, le=255.0, description="Most a changed cell may differ from the last half second to count as still."
     )
     min_change_fraction: float = Field(
-        0.03, gt=0.0, le=1.0, description="Share of the zone that must have changed for a structural change."
+        0.012, gt=0.0, le=1.0, description="Least share of the zone one connected changed region must cover."
+    )
+    min_fill: float = Field(
+        0.4, gt=0.0, le=1.0, description="Least share of its bounding box a changed region must fill (compact)."
     )
     max_change_fraction: float = Field(
         0.25,
@@ -118,11 +135,38 @@ class ConstructionParams(_Strict):
         description="Share of the zone beyond which a change is scene-wide (fog, dusk, a light switched): the "
         "reference is taken afresh instead of reporting.",
     )
+    max_gain_change: float = Field(
+        0.3,
+        gt=0.0,
+        le=5.0,
+        description="Most the fitted contrast may move from the reference's (as |ln gain|) before the change counts "
+        "as scene-wide.",
+    )
     persist_s: float = Field(
-        1.0,
+        2.0,
         ge=0.0,
         le=3600.0,
-        description="Seconds a pixel must stay changed before it counts: rain, clouds and a waving flag move on.",
+        description="Seconds a cell must stay changed and still before it counts: rain, clouds, steam and a "
+        "waving flag move on.",
+    )
+    explain_s: float = Field(
+        1.5,
+        ge=0.0,
+        le=3600.0,
+        description="Seconds a cell stays explained after a detected object's box covered it (a stall the "
+        "detector misses for a moment, a passer-by's trail).",
+    )
+    adapt_s: float = Field(
+        60.0,
+        gt=0.0,
+        le=86400.0,
+        description="Time constant of the reference following slow change in cells that did not change.",
+    )
+    absorb_s: float = Field(
+        900.0,
+        gt=0.0,
+        le=7 * 86400.0,
+        description="Seconds after which a lasting change becomes part of the reference (its event then ends).",
     )
 
 
@@ -446,40 +490,52 @@ class FumeRule(_SingleEventRule):
             self._event.attributes["ringelmann_max"] = int(max(self._levels))
 
 
+def _shrink(image: np.ndarray, scale: int) -> np.ndarray:
+    """`image` averaged over `scale` x `scale` blocks (halving steps for powers of two: same mean, faster)."""
+    h, w = image.shape[0] // scale, image.shape[1] // scale
+    if scale & (scale - 1) == 0 and image.shape[0] == h * scale and image.shape[1] == w * scale:
+        while image.shape[1] > w:  # bilinear at exactly half size averages each 2 x 2 block
+            image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
 class StructuralChangeRule(_SingleEventRule):
     """Lasting change of a construction zone's structure against its reference view.
 
-    The change map compares relative edge strength (gradient magnitude over local
-    brightness), which a lighting change scales away, on a downscaled frame; pixels inside
-    any detected object's box are left out, so passers-by, vehicles and the equipment the
-    detector already reports do not count. A change covering `min_change_fraction` of the
-    zone for `min_dwell_s` opens an event; it closes when the change has been gone for
-    `max_gap_s` (the structure was taken down, or the reference was renewed).
+    Each frame is shrunk by `scale` into a map of cells. Per band of rows, the frame's
+    brightness and contrast are fitted against the reference's (fog thickens towards the
+    sky, a light switch scales everything), and a cell is changed when it differs from
+    the fitted reference by `change_threshold`. A changed cell counts once it has also held
+    still for `persist_s`: rain, clouds, steam and a flag never hold still. Cells under a
+    detected object's box, or under one in the last `explain_s`, are left out: passers-by,
+    parked cars and the equipment the detector reports are not structure. One compact
+    connected region of counted cells covering `min_change_fraction` of the zone for
+    `min_dwell_s` opens an event, which closes when the region has been gone `max_gap_s`.
+
+    A scene-wide change (contrast off by more than `max_gain_change`, or more than
+    `max_change_fraction` of the zone changed) takes the reference afresh; otherwise the
+    reference follows unchanged, unexplained cells with time constant `adapt_s`.
     """
 
     kind = ViolationKind.CONSTRUCTION
 
     def __init__(self, zone: ZoneConfig, params: RulesConfig) -> None:
         super().__init__(zone, params)
-        self._reference: np.ndarray | None = None
+        self._reference: np.ndarray | None = None  # (h, w, 3) float32, settled once the first reference_s is over
         self._reference_sum: np.ndarray | None = None
-        self._reference_frames = 0
+        self._reference_count: np.ndarray | None = None
         self._started_at: datetime | None = None
+        self._origin: datetime | None = None
+        self._anchor: np.ndarray | None = None  # (h, w) normalised grey each cell held when it began to persist
+        self._persist: np.ndarray | None = None  # seconds each cell has been changed and still
+        self._covered_at: np.ndarray | None = None  # seconds (since start) a detected box last covered each cell
         self._mask: np.ndarray | None = None
         self._changed_since: tuple[int, datetime] | None = None
-        self._persist: np.ndarray | None = None
         self._last_change_at: datetime | None = None
 
     def rule_parameters(self) -> dict[str, Any]:
         return {**super().rule_parameters(), "construction": self.params.construction.model_dump()}
-
-    def _edges(self, image: np.ndarray) -> np.ndarray:
-        scale = self.params.construction.scale
-        h, w = image.shape[0] // scale, image.shape[1] // scale
-        gray = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (w, h), interpolation=cv2.INTER_AREA)
-        gray = gray.astype(np.float32)
-        magnitude = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-        return magnitude / (cv2.blur(gray, (5, 5)) + 16.0)
 
     def _zone_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         if self._mask is None or self._mask.shape != shape[:2]:
@@ -490,47 +546,149 @@ class StructuralChangeRule(_SingleEventRule):
             self._mask = mask.astype(bool)
         return self._mask
 
+    def _explained(self, detections: Detections, now: float, shape: tuple[int, ...]) -> np.ndarray:
+        """Cells a detected box covers now or covered in the last `explain_s` (boxes grown by a cell)."""
+        p = self.params.construction
+        if self._covered_at is None or self._covered_at.shape != shape[:2]:
+            self._covered_at = np.full(shape[:2], -np.inf, np.float32)
+        for bx1, by1, bx2, by2 in (detections.xyxy / p.scale).tolist():
+            x1, y1 = max(0, int(bx1) - 1), max(0, int(by1) - 1)
+            self._covered_at[y1 : int(by2) + 2, x1 : int(bx2) + 2] = now
+        return (now - self._covered_at) <= p.explain_s
+
+    def _reset(self, at: datetime) -> None:
+        self._reference = self._reference_sum = self._reference_count = None
+        self._started_at, self._persist, self._anchor = at, None, None
+        self._changed_since = self._last_change_at = None
+
+    def _build_reference(self, small: np.ndarray, explained: np.ndarray, at: datetime) -> None:
+        """Average the first `reference_s` of frames, each cell over the frames no detected box covered it."""
+        if self._reference_sum is None or self._reference_count is None:
+            self._reference_sum = np.zeros(small.shape, np.float32)
+            self._reference_count = np.zeros(small.shape[:2], np.float32)
+        free = ~explained
+        self._reference_sum[free] += small[free]
+        self._reference_count[free] += 1.0
+        assert self._started_at is not None
+        if (at - self._started_at).total_seconds() >= self.params.construction.reference_s:
+            count = self._reference_count[..., None]
+            # a cell covered all along takes the frame as it is; it stays explained while covered
+            self._reference = np.where(count > 0, self._reference_sum / np.maximum(count, 1.0), small)
+            self._reference_sum = self._reference_count = None
+
+    def _fit(self, grey: np.ndarray, ref_grey: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per band of rows, gain and offset taking the reference's grey to the frame's; and the overall gain."""
+        p = self.params.construction
+        starts = np.arange(0, grey.shape[0], p.band_rows)
+        sums = [
+            np.add.reduceat(v.sum(axis=1, dtype=np.float64), starts)
+            for v in (weight, weight * ref_grey, weight * grey, weight * ref_grey * ref_grey, weight * ref_grey * grey)
+        ]
+        n, sr, sc, srr, src = sums
+        total = [float(v.sum()) for v in sums]
+        gain_all = 1.0
+        offset_all = 0.0
+        if total[0] > 0:
+            var_all = total[3] - total[1] ** 2 / total[0]
+            if var_all > 1.0 * total[0]:
+                gain_all = (total[4] - total[1] * total[2] / total[0]) / var_all
+            offset_all = (total[2] - gain_all * total[1]) / total[0]
+        safe = np.maximum(n, 1.0)
+        var = srr - sr * sr / safe
+        good = (n >= 0.25 * grey.shape[1] * p.band_rows) & (var > 25.0 * safe)  # enough cells with some contrast
+        gain = np.where(good, (src - sr * sc / safe) / np.where(good, var, 1.0), gain_all)
+        gain = np.clip(gain, 0.2, 5.0)
+        offset = np.where(n > 0, (sc - gain * sr) / safe, offset_all)
+        rows = np.minimum(np.arange(grey.shape[0]) // p.band_rows, len(starts) - 1)
+        return gain[rows].astype(np.float32)[:, None], offset[rows].astype(np.float32)[:, None], gain_all
+
     def step(self, ctx: FrameContext) -> list[Violation]:
         p = self.params.construction
         frame = ctx.frame
         at = frame.captured_at
-        edges = self._edges(frame.image)
+        if self._origin is None:
+            self._origin = at
         if self._started_at is None:
             self._started_at = at
+        now = (at - self._origin).total_seconds()
+        image = frame.image
+        small = _shrink(image, p.scale).astype(np.float32)
+        channels = cv2.split(small)  # reductions over a 3-long last axis are slow in numpy
+        grey = (channels[0] + channels[1] + channels[2]) * np.float32(1.0 / 3.0)
+        explained = self._explained(ctx.detections, now, small.shape)
+        dt = 1.0 / ctx.fps
         if self._reference is None:
-            self._reference_sum = edges if self._reference_sum is None else self._reference_sum + edges
-            self._reference_frames += 1
-            if (at - self._started_at).total_seconds() >= p.reference_s:
-                self._reference = self._reference_sum / self._reference_frames
+            self._build_reference(small, explained, at)
             return []
-        zone = self._zone_mask(edges.shape)
-        watched = zone.copy()
-        for x1, y1, x2, y2 in (ctx.detections.xyxy / p.scale).round().astype(int).tolist():
-            watched[max(0, y1) : max(0, y2) + 1, max(0, x1) : max(0, x2) + 1] = False
-        differs = np.abs(edges - self._reference) > p.edge_threshold
-        if self._persist is None or self._persist.shape != differs.shape:
-            self._persist = np.zeros(differs.shape, np.float32)
-        # seconds each pixel has differed without a break
-        self._persist = np.where(differs, self._persist + 1.0 / ctx.fps, 0.0).astype(np.float32)
-        changed = (self._persist >= p.persist_s) & watched
+        zone = self._zone_mask(small.shape)
+        free = zone & ~explained
+        reference = self._reference
+        ref_channels = cv2.split(reference)
+        ref_grey = (ref_channels[0] + ref_channels[1] + ref_channels[2]) * np.float32(1.0 / 3.0)
+        # clipped cells (a bright sky once the lights go up) say nothing about gain and offset
+        brightest = np.maximum(np.maximum(channels[0], channels[1]), channels[2])
+        darkest = np.minimum(np.minimum(channels[0], channels[1]), channels[2])
+        weight = (free & (brightest < 250.0) & (darkest > 5.0)).astype(np.float32)
+        gain, offset, gain_all = self._fit(grey, ref_grey, weight)
+        # once more without the cells that changed, so that a big new structure does not bend the fit
+        weight[np.abs(grey - (ref_grey * gain + offset)) > p.change_threshold * np.maximum(gain, 0.4)] = 0.0
+        gain, offset, gain_all = self._fit(grey, ref_grey, weight)
+        residual = np.zeros_like(grey)
+        for channel, ref_channel in zip(channels, ref_channels, strict=True):
+            predicted = np.clip(ref_channel * gain + offset, 0.0, 255.0)
+            np.maximum(residual, np.abs(channel - predicted), out=residual)
+        residual = cv2.blur(residual / np.maximum(gain, 0.4), (3, 3))
+        # a clipped cell (blown out by light, or black) cannot be judged: its change is not measurable
+        differs = (residual > p.change_threshold) & (brightest < 250.0) & (brightest > 8.0)
         zone_area = max(1, int(zone.sum()))
-        out: list[Violation] = []
-        if float((differs & zone).sum()) / zone_area > p.max_change_fraction:
+        share = float(np.count_nonzero(differs & free)) / max(1, int(np.count_nonzero(free)))
+        if abs(np.log(max(gain_all, 1e-3))) > p.max_gain_change or share > p.max_change_fraction:
             # the whole view changed: not a structure; look again from here
-            logger.info("zone %s: scene-wide change, taking a new reference", self.zone.name)
-            self._reference, self._reference_sum, self._reference_frames = None, None, 0
-            self._started_at, self._persist = at, None
-            self._changed_since = self._last_change_at = None
+            logger.info("zone %s: scene-wide change (gain %.2f, %.0f%% changed), new reference", self.zone.name,
+                        gain_all, 100 * share)  # fmt: skip
+            self._reset(at)
+            self._build_reference(small, explained, at)
             return self._close(ctx)
+        # the frame in the reference's brightness and contrast: a cell is still while this holds
+        normal = (grey - offset) / np.maximum(gain, 0.2)
+        if self._persist is None or self._anchor is None or self._persist.shape != differs.shape:
+            self._persist = np.zeros(differs.shape, np.float32)
+            self._anchor = normal.copy()
+        persist, anchor = self._persist, self._anchor
+        moved = np.abs(normal - anchor) > p.still_threshold
+        restart = moved | ~differs
+        np.copyto(anchor, normal, where=restart)
+        np.copyto(persist, np.float32(0.0), where=restart & ~explained)
+        persist += (differs & ~moved & free) * np.float32(dt)
+        # the reference follows slow change where nothing changed and nothing is in front of it
+        follow = (~differs & ~explained).astype(np.uint8)
+        cv2.accumulateWeighted(small, reference, min(1.0, dt / p.adapt_s), mask=follow)
+        absorbed = persist >= p.absorb_s
+        if absorbed.any():
+            reference[absorbed] = small[absorbed]
+            persist[absorbed] = 0.0
+        # a cell that had lasted keeps counting while someone walks in front of it
+        changed = (persist >= p.persist_s) & zone
+        return self._judge(ctx, changed, zone_area)
+
+    def _judge(self, ctx: FrameContext, changed: np.ndarray, zone_area: int) -> list[Violation]:
+        """Open, extend or close the event from this frame's lasting change."""
+        p = self.params.construction
+        frame = ctx.frame
+        at = frame.captured_at
         # a structure is one compact region; rain, noise and flicker scatter
-        count, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
-        largest = int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1 if count > 1 else 0
-        fraction = float(stats[largest, cv2.CC_STAT_AREA]) / zone_area if largest else 0.0
+        _, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+        area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+        fill = area / np.maximum(stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT], 1)
+        area[fill < p.min_fill] = 0.0
+        best = int(np.argmax(area)) + 1 if len(area) else 0
+        fraction = float(area[best - 1]) / zone_area if best else 0.0
+        out: list[Violation] = []
         if fraction >= p.min_change_fraction and self.zone.active_at(at):
             self._last_change_at = at
             if self._changed_since is None:
                 self._changed_since = (frame.index, at)
-            x, y, w, h = (int(v) for v in stats[largest, :4])
+            x, y, w, h = (int(v) for v in stats[best, :4])
             box = (float(x * p.scale), float(y * p.scale), float((x + w) * p.scale), float((y + h) * p.scale))
             sample = BoxSample(frame.index, at, box, min(1.0, fraction / (2 * p.min_change_fraction)))
             if self._event is None and (at - self._changed_since[1]).total_seconds() >= self.zone.min_dwell_s:
@@ -538,6 +696,7 @@ class StructuralChangeRule(_SingleEventRule):
                 self._event.attributes["structural_change"] = True
                 self._event.confirmed_frame = frame.index
                 self._event.add(sample)
+                self._event.attributes["changed_fraction"] = round(fraction, 4)
                 out.append(self._violation(self._event, ctx, closed=False))
             elif self._event is not None:
                 self._event.add(sample)

@@ -15,7 +15,7 @@ import numpy as np
 
 from datasets.synthetic.background import Layout
 from datasets.synthetic.draw import Color, Pen, Point, Sprite, clip_rect, random_color, shade
-from datasets.synthetic.spec import ActorKind
+from datasets.synthetic.spec import ActorKind, StructureStyle
 
 logger = logging.getLogger(__name__)
 
@@ -592,4 +592,114 @@ class Machinery(Actor):
         pen.line(elbow, wrist, shade(self.body_c, 0.8), max(L * 0.045, 2))
         bucket = [wrist, (wrist[0] + d * L * 0.12, wrist[1] + L * 0.04), (wrist[0] + d * L * 0.04, wrist[1] + L * 0.12)]
         pen.poly(bucket, (50, 50, 50))
+        return pen.sprite()
+
+
+class Structure(Actor):
+    """A hoarding, a brick wall or a rooftop shed built part by part, then standing.
+
+    No detector class covers it (`kind` is None, so frames get no label for it); the scene
+    still makes a construction event of it, for rules that look for structural change.
+    """
+
+    kind = None
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        layout: Layout,
+        fps: float,
+        *,
+        style: StructureStyle,
+        appear: int,
+        build_frames: int,
+        remove: int | None,
+        object_id: int,
+    ) -> None:
+        self.object_id, self.appear_frame, self.style = object_id, appear, style
+        self.build_frames, self.remove_frame = max(build_frames, 1), remove
+        w, h = layout.width, layout.height
+        if style is StructureStyle.SHED:
+            b = layout.buildings[int(rng.integers(0, len(layout.buildings)))]
+            if b.roof_y < 0.12 * h or b.x1 - b.x0 < 0.2 * w:  # room above the roof, and on it
+                b = max(layout.buildings, key=lambda c: min(c.roof_y / h, 0.12) * (c.x1 - c.x0))
+            bw = b.x1 - b.x0
+            self.w = float(min(bw * 0.8, w * rng.uniform(0.15, 0.25)))
+            self.h = float(min(h * rng.uniform(0.1, 0.15), b.roof_y - 2))
+            self.x0 = float(rng.uniform(b.x0 + 0.1 * bw, max(b.x1 - 0.1 * bw - self.w, b.x0 + 0.1 * bw + 1)))
+            self.foot = float(b.roof_y + max(h // 90, 2))
+        else:
+            self.foot = float(rng.uniform(layout.sidewalk_top + 0.3 * (layout.road_top - layout.sidewalk_top),
+                                          layout.road_top - 2))  # fmt: skip
+            s = layout.scale_at(self.foot)
+            self.w = float(w * rng.uniform(0.18, 0.32))
+            self.h = float(
+                h * s * (rng.uniform(0.13, 0.2) if style is StructureStyle.HOARDING else rng.uniform(0.1, 0.16))
+            )
+            self.x0 = float(rng.uniform(0.02 * w, 0.98 * w - self.w))
+        self.depth = self.foot
+        palettes: dict[StructureStyle, list[Color]] = {
+            StructureStyle.HOARDING: [(150, 90, 20), (60, 140, 40), (235, 235, 235), (40, 120, 220)],
+            StructureStyle.WALL: [(60, 80, 170), (150, 150, 155), (70, 110, 190)],
+            StructureStyle.SHED: [(170, 150, 120), (120, 120, 125), (80, 140, 200), (200, 200, 205)],
+        }
+        palette = palettes[style]
+        self.color: Color = palette[int(rng.integers(0, len(palette)))]
+        self.trim: Color = shade(self.color, float(rng.uniform(0.45, 0.7)))
+        self.parts = int(rng.integers(5, 9))
+        self._cache: dict[int, Sprite] = {}
+
+    def parts_at(self, t: int) -> int:
+        """How many parts stand at frame `t` (0 before building starts or after removal)."""
+        if t < self.appear_frame or (self.remove_frame is not None and t >= self.remove_frame):
+            return 0
+        progress = (t - self.appear_frame + 1) / self.build_frames
+        return max(1, min(self.parts, math.ceil(progress * self.parts)))
+
+    def box(self) -> tuple[float, float, float, float]:
+        """The extent of the pixels the finished structure paints (before clipping to the frame)."""
+        sprite = self._paint(self.parts)
+        rows, cols = np.flatnonzero(sprite.alpha.any(axis=1)), np.flatnonzero(sprite.alpha.any(axis=0))
+        x0, y0 = sprite.x0 + int(cols[0]), sprite.y0 + int(rows[0])
+        return float(x0), float(y0), float(sprite.x0 + int(cols[-1]) + 1), float(sprite.y0 + int(rows[-1]) + 1)
+
+    def sprite(self, t: int) -> Sprite | None:
+        n = self.parts_at(t)
+        if n == 0:
+            return None
+        if n not in self._cache:
+            self._cache[n] = self._paint(n)
+        return self._cache[n]
+
+    def _paint(self, n: int) -> Sprite:
+        x0, w, h, foot = self.x0, self.w, self.h, self.foot
+        pen = Pen.around([(x0, foot - h), (x0 + w, foot)], 2)
+        if self.style is StructureStyle.HOARDING:  # panels put up left to right
+            pw = w / self.parts
+            for i in range(n):
+                px = x0 + i * pw
+                pen.rect(px, foot - h, px + pw, foot, self.color)
+                pen.rect(px, foot - h, px + pw, foot - h * 0.88, self.trim)
+                pen.line((px, foot - h), (px, foot), self.trim, max(h * 0.03, 1))
+        elif self.style is StructureStyle.WALL:  # courses of bricks from the ground up
+            ch = h / self.parts
+            for i in range(n):
+                y1 = foot - i * ch
+                pen.rect(x0, y1 - ch, x0 + w, y1, self.color)
+                pen.line((x0, y1 - ch), (x0 + w, y1 - ch), self.trim, 1)
+                off = (ch if i % 2 else 0.0) + ch
+                for bx in np.arange(x0 + off, x0 + w, 2 * ch):
+                    pen.line((float(bx), y1 - ch), (float(bx), y1), self.trim, 1)
+        else:  # a shed: walls rise, then the roof goes on
+            wall_h = h * 0.75 * min(n, self.parts - 1) / (self.parts - 1)
+            pen.rect(x0, foot - wall_h, x0 + w, foot, self.color)
+            if wall_h > h * 0.3:
+                door = (x0 + w * 0.15, foot - min(wall_h, h * 0.55), x0 + w * 0.3, foot)
+                pen.rect(*door, self.trim)
+                win_top = foot - min(wall_h, h * 0.6)
+                pen.rect(x0 + w * 0.55, win_top, x0 + w * 0.8, win_top + h * 0.2, (90, 70, 50))
+            if n >= self.parts:
+                top = foot - h * 0.75
+                pen.poly([(x0 - w * 0.05, top), (x0 + w * 1.05, top), (x0 + w * 0.9, foot - h),
+                          (x0 + w * 0.1, foot - h)], self.trim)  # fmt: skip
         return pen.sprite()

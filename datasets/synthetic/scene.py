@@ -21,6 +21,7 @@ from datasets.synthetic.actors import (
     Plume,
     Scaffolding,
     Stall,
+    Structure,
     Umbrella,
     Vehicle,
 )
@@ -33,7 +34,9 @@ from datasets.synthetic.spec import (
     ActorKind,
     ActorSpec,
     DistractorKind,
+    EventKind,
     SceneSpec,
+    StructureStyle,
 )
 from datasets.synthetic.truth import EventTruth, FrameTruth, ObjectTruth, SceneTruth, convex_region
 
@@ -69,7 +72,8 @@ class SyntheticScene:
         self.background = night if self.effects.night else day
         self.background.flags.writeable = False
         self.actor_gain = NIGHT_ACTOR_GAIN if self.effects.night else 1.0
-        self.actors = self._build_actors(actor_rng)
+        self.structures = self._build_structures()
+        self.actors = sorted([*self._build_actors(actor_rng), *self.structures], key=lambda a: a.depth)
         logger.debug("scene %s seed %d: %d actors", spec.name, spec.seed, len(self.actors))
 
     def _build_actors(self, rng: np.random.Generator) -> list[Actor]:
@@ -92,6 +96,27 @@ class SyntheticScene:
             actors.append(Plume(steam_rng, layout, fps, n, vent=vent, start=0, steam=True, kind=None, object_id=0))
         actors.sort(key=lambda a: a.depth)  # stable: equal depths keep their build order
         return actors
+
+    def _build_structures(self) -> list[Structure]:
+        """Unlabelled structures, from a random stream of their own: scenes without any render as before."""
+        spec = self.spec
+        if not spec.structures:
+            return []
+        n, fps = spec.frame_count, spec.fps
+        rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0x5CE4E, 0x57C]))
+        first_id = 1 + sum(a.count for a in spec.actors)
+        structures = []
+        styles = list(StructureStyle)
+        for i, s in enumerate(spec.structures):
+            s_rng = np.random.default_rng(rng.integers(1 << 62))
+            style = s.style if s.style is not None else styles[int(s_rng.integers(0, len(styles)))]
+            appear = round(s.appear_s * fps) if s.appear_s is not None else int(s_rng.integers(0, max(n // 2, 1)))
+            remove = None if s.remove_s is None else round(s.remove_s * fps)
+            structures.append(
+                Structure(s_rng, self.layout, fps, style=style, appear=min(appear, n - 1),
+                          build_frames=round(s.build_s * fps), remove=remove, object_id=first_id + i)
+            )  # fmt: skip
+        return structures
 
     def _make_actor(self, actor_spec: ActorSpec, rng: np.random.Generator, object_id: int, smoke_index: int) -> Actor:
         spec, layout = self.spec, self.layout
@@ -233,6 +258,24 @@ class SyntheticScene:
                     region=convex_region(boxes),
                     zone=zone,
                     attributes=attributes,
+                )
+            )
+        for structure in self.structures:
+            shown = [ft.index for ft in frames if structure.parts_at(ft.index) > 0]
+            if not shown:
+                continue
+            x0, y0, x1, y1 = structure.box()
+            box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(self.spec.width)), min(y1, float(self.spec.height)))
+            events.append(
+                EventTruth(
+                    event_id=len(events) + 1,
+                    kind=EventKind.CONSTRUCTION.value,
+                    object_ids=(structure.object_id,),
+                    start_frame=min(shown),
+                    end_frame=max(shown),
+                    region=convex_region([box]),
+                    zone=self.layout.zone_of((box[0] + box[2]) / 2, box[3] - 1),
+                    attributes={"structure": structure.style.value, "labelled": False},
                 )
             )
         return tuple(events)

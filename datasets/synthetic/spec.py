@@ -83,6 +83,14 @@ class DistractorKind(StrEnum):
     FLAG = "flag"  # a waving flag on a building
 
 
+class StructureStyle(StrEnum):
+    """Structures that go up without a detector class: only a structural-change rule sees them."""
+
+    HOARDING = "hoarding"  # a fence of site hoarding panels put up along the sidewalk
+    WALL = "wall"  # a brick wall rising course by course on the sidewalk
+    SHED = "shed"  # a shed built on a roof (an illegal rooftop addition)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,6 +121,27 @@ class ActorSpec(_Model):
         return self
 
 
+class StructureSpec(_Model):
+    """A structure built up over a few seconds that then stays: a construction event, no class."""
+
+    style: StructureStyle | None = Field(default=None, description="What goes up; None draws it from the seed")
+    appear_s: float | None = Field(
+        default=None, ge=0.0, le=3600.0, description="When building starts; None draws it from the seed (first half)"
+    )
+    build_s: float = Field(
+        default=3.0, gt=0.0, le=600.0, description="Seconds from the first part to the finished structure"
+    )
+    remove_s: float | None = Field(
+        default=None, gt=0.0, le=3600.0, description="When it is taken down again; None keeps it to the end"
+    )
+
+    @model_validator(mode="after")
+    def _check_order(self) -> Self:
+        if self.remove_s is not None and self.appear_s is not None and self.remove_s <= self.appear_s:
+            raise ValueError(f"remove_s must be > appear_s={self.appear_s}, but got {self.remove_s}")
+        return self
+
+
 class SceneSpec(_Model):
     """A fixed-camera street scene: size, timing, seed, actors and distractors."""
 
@@ -125,6 +154,11 @@ class SceneSpec(_Model):
     actors: tuple[ActorSpec, ...] = Field(default=(), max_length=16, description="Actors that get ground truth")
     distractors: tuple[DistractorKind, ...] = Field(
         default=(), max_length=len(DistractorKind), description="Effects that change pixels but are never labelled"
+    )
+    structures: tuple[StructureSpec, ...] = Field(
+        default=(),
+        max_length=4,
+        description="Structures going up that no detector class covers (construction events without labels)",
     )
     noise_sigma: float = Field(
         default=4.0, ge=0.0, le=40.0, description="Std of sensor noise in grey levels (with NOISE)"
@@ -147,6 +181,11 @@ class SceneSpec(_Model):
                 raise ValueError(
                     f"{actor.kind.value}.appear_s must be < duration_s={self.duration_s}, but got {actor.appear_s}"
                 )
+        for structure in self.structures:
+            if structure.appear_s is not None and structure.appear_s >= self.duration_s:
+                raise ValueError(
+                    f"structure appear_s must be < duration_s={self.duration_s}, but got {structure.appear_s}"
+                )
         return self
 
     @property
@@ -155,7 +194,7 @@ class SceneSpec(_Model):
 
     @property
     def has_events(self) -> bool:
-        return any(a.kind in EVENT_KIND_OF for a in self.actors)
+        return any(a.kind in EVENT_KIND_OF for a in self.actors) or bool(self.structures)
 
     # Presets: each takes the seed and any other SceneSpec field as a keyword override.
 
@@ -205,6 +244,19 @@ class SceneSpec(_Model):
         return cls(**(base | overrides))
 
     @classmethod
+    def structure_going_up(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
+        """A hoarding, a wall or a rooftop shed goes up and stays; no detector class covers it."""
+        base: dict[str, Any] = {
+            "name": "structure_going_up",
+            "seed": seed,
+            "duration_s": 12.0,
+            "actors": (ActorSpec(kind=ActorKind.PERSON, count=3), ActorSpec(kind=ActorKind.VEHICLE, count=1)),
+            "structures": (StructureSpec(),),
+            "distractors": (DistractorKind.CLOUDS, DistractorKind.NOISE),
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
     def distractor_only(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
         """Steam, fog, clouds, rain, lighting changes and a flag: nothing to label, no events."""
         base: dict[str, Any] = {
@@ -231,6 +283,7 @@ PRESETS: dict[str, Any] = {
     "sidewalk_stall": SceneSpec.sidewalk_stall,
     "construction_site": SceneSpec.construction_site,
     "distractor_only": SceneSpec.distractor_only,
+    "structure_going_up": SceneSpec.structure_going_up,
 }
 """Preset constructors by name; each is called as `PRESETS[name](seed, **overrides)`."""
 

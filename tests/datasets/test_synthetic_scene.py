@@ -18,6 +18,7 @@ from datasets.synthetic import (
     sample_scene_spec,
     scene_truth,
 )
+from datasets.synthetic.spec import StructureSpec, StructureStyle
 
 SMALL: dict[str, Any] = {"width": 320, "height": 180, "fps": 10.0, "duration_s": 3.0}
 CLEAN: dict[str, Any] = {**SMALL, "distractors": ()}  # no noise or JPEG, so pixel differences come from objects only
@@ -168,3 +169,52 @@ def test_truth_converts_to_detections_with_track_ids() -> None:
 def test_rendering_outside_the_scene_is_an_error(index: int) -> None:
     with pytest.raises(ValueError, match=r"frame index must lie in \[0, 30\)"):
         SyntheticScene(SceneSpec(**SMALL)).render(index)
+
+
+# --- structures without a detector class ------------------------------------------------
+
+
+@pytest.mark.parametrize("style", list(StructureStyle))
+def test_a_structure_is_a_construction_event_without_labels(style):
+    structure = StructureSpec(style=style, appear_s=0.5, build_s=1.0)
+    spec = SceneSpec.structure_going_up(seed=3, **CLEAN, structures=(structure,))
+    scene = SyntheticScene(spec)
+    truth = scene.scene_truth()
+    (event,) = [e for e in truth.events if e.attributes.get("structure")]
+    assert event.kind == "construction" and event.attributes == {"structure": style.value, "labelled": False}
+    assert (event.start_frame, event.end_frame) == (5, spec.frame_count - 1)
+    assert all(o.object_id not in event.object_ids for f in truth.frames for o in f.objects)  # no class, no label
+    # it goes up part by part, then stands; every pixel it changes lies inside its region
+    bare = SyntheticScene(spec.model_copy(update={"structures": ()}))
+    xs, ys = [p[0] for p in event.region], [p[1] for p in event.region]
+    inside = np.zeros((spec.height, spec.width), bool)
+    inside[int(min(ys)) : int(np.ceil(max(ys))), int(min(xs)) : int(np.ceil(max(xs)))] = True
+    changed = []
+    for t in (4, 6, 12, 20, 29):
+        with_it, without = scene.render(t)[0], bare.render(t)[0]
+        differs = (with_it != without).any(axis=2)
+        assert not (differs & ~inside).any()
+        changed.append(int(differs.sum()))
+    assert changed[0] == 0 and 0 < changed[1] < changed[3] and changed[3] == changed[4]
+
+
+def test_structures_leave_the_rest_of_the_scene_as_it_was():
+    spec = SceneSpec.construction_site(seed=5, **SMALL)
+    built = spec.model_copy(update={"structures": (StructureSpec(appear_s=1.0),)})
+    a, b = SyntheticScene(spec).scene_truth(), SyntheticScene(built).scene_truth()
+    assert a.frames == b.frames and a.events == b.events[: len(a.events)]
+    assert len(b.events) == len(a.events) + 1
+
+
+def test_a_structure_taken_down_ends_its_event():
+    structure = StructureSpec(appear_s=0.5, build_s=0.5, remove_s=2.0)
+    truth = scene_truth(SceneSpec.structure_going_up(seed=1, **CLEAN, structures=(structure,)))
+    (event,) = truth.events
+    assert (event.start_frame, event.end_frame) == (5, 19)
+
+
+def test_structure_timing_is_checked():
+    with pytest.raises(ValueError, match="remove_s must be > appear_s"):
+        StructureSpec(appear_s=3.0, remove_s=2.0)
+    with pytest.raises(ValueError, match="structure appear_s must be < duration_s"):
+        SceneSpec(duration_s=2.0, structures=(StructureSpec(appear_s=2.5),))

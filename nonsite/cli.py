@@ -46,6 +46,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _vault_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evidence", type=Path, default=Path("var/evidence"), help="evidence root (store and log)")
     parser.add_argument(
@@ -162,6 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
     events.add_argument("--out", type=Path, default=Path("var/eval/events"), help="where the suite's files go")
     events.add_argument("--seed", type=int, default=None, help="first scene seed of the suite (default: the fixed one)")
+    structures = eval_sub.add_parser(
+        "structures",
+        help="structural-change rule: recall on structures going up, false events on distractor-only footage",
+    )
+    structures.add_argument(
+        "--scenes", type=_positive_int, default=12, help="structure_going_up scenes, seeds 0 up (default: 12)"
+    )
+    structures.add_argument(
+        "--distractor-minutes",
+        type=_non_negative_float,
+        default=60.0,
+        help="distractor-only footage, in scenes of up to 6 min from seed 100 (default: 60)",
+    )
+    structures.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=5.0,
+        help="decode rate of the distractor footage; structure scenes keep their preset's 15 fps (default: 5)",
+    )
 
     verify = sub.add_parser(
         "verify", help="verify an evidence bundle offline: hashes, signatures, log proof, timestamp"
@@ -417,6 +450,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from models.evaluate_events import evaluate_files
 
+    if args.eval_command == "structures":
+        return cmd_eval_structures(args)
     if args.synthetic:
         from nonsite.analyze import run_synthetic_suite
         from nonsite.starter import starter_model_path
@@ -453,6 +488,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.synthetic:
         (args.out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out / 'report.json'}")
+    return 0
+
+
+def cmd_eval_structures(args: argparse.Namespace) -> int:
+    from nonsite.structures import evaluate_structures, format_report
+
+    report = evaluate_structures(
+        structure_scenes=args.scenes, distractor_minutes=args.distractor_minutes, distractor_fps=args.fps
+    )
+    for line in format_report(report):
+        print(line)
     return 0
 
 

@@ -511,7 +511,8 @@ class StructuralChangeRule(_SingleEventRule):
     detected object's box, or under one in the last `explain_s`, are left out: passers-by,
     parked cars and the equipment the detector reports are not structure. One compact
     connected region of counted cells covering `min_change_fraction` of the zone for
-    `min_dwell_s` opens an event, which closes when the region has been gone `max_gap_s`.
+    `min_dwell_s` opens an event, which holds while the region covers half that and closes
+    when it has been gone `max_gap_s`.
 
     A scene-wide change (contrast off by more than `max_gain_change`, or more than
     `max_change_fraction` of the zone changed) takes the reference afresh; otherwise the
@@ -684,7 +685,9 @@ class StructuralChangeRule(_SingleEventRule):
         best = int(np.argmax(area)) + 1 if len(area) else 0
         fraction = float(area[best - 1]) / zone_area if best else 0.0
         out: list[Violation] = []
-        if fraction >= p.min_change_fraction and self.zone.active_at(at):
+        # hysteresis: an open event holds while the region keeps half the area that opened it
+        needed = p.min_change_fraction / 2 if self._event is not None else p.min_change_fraction
+        if fraction >= needed and self.zone.active_at(at):
             self._last_change_at = at
             if self._changed_since is None:
                 self._changed_since = (frame.index, at)

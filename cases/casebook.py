@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -536,18 +536,20 @@ class Casebook:
     def _custody_from_transitions(self) -> int:
         """Record the custody of confirmations and rejections whose events a crash lost."""
         missing = []
+        actions = sorted(CUSTODY_ACTIONS)
         with self.db.session() as s:
-            steps = s.scalars(select(Transition).where(Transition.action.in_(sorted(CUSTODY_ACTIONS))))
-            for t in steps:
-                have = {
-                    (c.package_id, c.at)
-                    for c in s.scalars(select(CustodyRecord).where(CustodyRecord.case_id == t.case_id))
-                    if c.action == t.action and c.actor == t.actor.username
-                }
-                held = [e.package_id for e in t.case.evidence if e.added_at <= t.at]
-                reason = t.reason or t.reason_code or ""
+            have = {
+                (c.package_id, c.action, c.actor, c.at)
+                for c in s.scalars(select(CustodyRecord).where(CustodyRecord.action.in_(actions)))
+            }
+            for t in s.scalars(select(Transition).where(Transition.action.in_(actions))):
                 at = t.at.replace(microsecond=0)  # custody times are kept to the second
-                missing += [(p, t.actor.username, t.action, reason, t.at) for p in held if (p, at) not in have]
+                reason = t.reason or t.reason_code or ""
+                missing += [
+                    (e.package_id, t.actor.username, t.action, reason, t.at)
+                    for e in t.case.evidence
+                    if e.added_at <= t.at and (e.package_id, t.action, t.actor.username, at) not in have
+                ]
         for package_id, actor, action, reason, at in missing:
             self.record_custody(package_id, actor=actor, action=action, reason=reason, at=at)
         return len(missing)
@@ -755,12 +757,9 @@ class Casebook:
 
     def due_rechecks(self, at: datetime | None = None) -> list[DeadlineView]:
         """Warned cases whose rectification period has ended: the camera should take a fresh look."""
-        at = at or self.clock()
-        return [
-            view
-            for view in self._deadline_views(at=None)
-            if view.name == "rectification" and view.state == CaseState.WARNED and view.due_at <= at
-        ]
+        return self._deadline_views(
+            at=at or self.clock(), where=[Deadline.name == "rectification", Case.state == CaseState.WARNED.value]
+        )
 
     def record_recheck(self, case_number: str, *, package_id: str, violation_present: bool) -> list[Stepped]:
         """Close the loop on a warned case with the sealed result of a fresh look at its zone.
@@ -806,12 +805,14 @@ class Casebook:
 
     # --- deadlines --------------------------------------------------------------------------
 
-    def _deadline_views(self, *, at: datetime | None, soon: bool = False) -> list[DeadlineView]:
+    def _deadline_views(
+        self, *, at: datetime | None, soon: bool = False, where: Sequence[ColumnElement[bool]] = ()
+    ) -> list[DeadlineView]:
         with self.db.session() as s:
             query = (
                 select(Deadline, Case)
                 .join(Case, Deadline.case_id == Case.id)
-                .where(Deadline.met_at.is_(None))
+                .where(Deadline.met_at.is_(None), *where)
                 .order_by(Deadline.due_at)
             )
             if at is not None:

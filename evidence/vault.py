@@ -9,10 +9,12 @@ does not already end with it.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +155,9 @@ class Vault:
         if index_path.is_file():
             return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
         wanted = leaf_hash(package_leaf(package.package_id))
-        with self._append_lock:
+        with self._append_lock, self._sealing_lock():
+            if index_path.is_file():  # another process sealed it while this one waited
+                return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
             self.log.refresh()
             # a crash after the append but before the index was written: the leaf is already the last one
             if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
@@ -162,6 +166,17 @@ class Vault:
                 index = self.log.append(package_leaf(package.package_id))
             write_atomic(index_path, canonical_json({"leaf_index": index}))
         return LoggedPackage(package, index)
+
+    @contextlib.contextmanager
+    def _sealing_lock(self) -> Iterator[None]:
+        """Held across processes while one package is checked and logged, so two workers
+        sealing the same package (a task delivered twice) log it once."""
+        with (self.root / "log" / "seal.lock").open("a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def package_ids(self) -> list[str]:
         """Every package sealed into the log, in no particular order."""

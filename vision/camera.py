@@ -12,7 +12,7 @@ import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from vision.errors import VisionError
 from vision.motion import MotionConfig
 from vision.rules import RulesConfig
+from vision.tamper import TamperConfig
 from vision.tracking import TrackerConfig
 from vision.zones import Schedule, Window, ZoneConfig
 
@@ -129,6 +130,14 @@ class CameraConfig(_Strict):
     fps: float = Field(
         default=5.0, title="Decode rate", gt=0.0, le=120.0, description="Frames per second decoded from the source."
     )
+    detect_fps: float | None = Field(
+        default=None,
+        title="Detect rate",
+        gt=0.0,
+        le=120.0,
+        description="Frames per second the engine (motion gate, detector, rules) looks at; every decoded frame "
+        "still goes into the evidence clip. The decode rate when omitted; at most the decode rate.",
+    )
     detect_size: FrameSize | None = Field(
         default=None,
         title="Detect size",
@@ -151,12 +160,25 @@ class CameraConfig(_Strict):
     rules: RulesConfig = Field(
         default_factory=RulesConfig, title="Rules", description="Parameters of the zone rules beyond each zone's own."
     )
+    tamper: TamperConfig = Field(
+        default_factory=TamperConfig,
+        title="Tampering",
+        description="Checks for a covered lens, lost focus or a camera moved off its scene, reported as health.",
+    )
     detector: dict[str, Any] | None = Field(
         default=None,
         title="Detector",
         description="Detector configuration for this camera (validated by the detector registry); the "
         "deployment's default when omitted.",
     )
+
+    @field_validator("detect_fps")
+    @classmethod
+    def _detect_within_decode(cls, detect_fps: float | None, info: ValidationInfo) -> float | None:
+        fps = info.data.get("fps")
+        if detect_fps is not None and isinstance(fps, float) and detect_fps > fps:
+            raise ValueError(f"detect_fps {detect_fps:g} exceeds the decode rate fps {fps:g}")
+        return detect_fps
 
     @field_validator("zones")
     @classmethod
@@ -215,7 +237,9 @@ _CONFIG_MODELS: tuple[type[BaseModel], ...] = (
     Schedule,
     Window,
     MotionConfig,
+    TamperConfig,
 )
+M = TypeVar("M", bound=BaseModel)
 _KNOWN_KEYS = sorted({name for model in _CONFIG_MODELS for name in model.model_fields})
 
 
@@ -237,11 +261,23 @@ def load_camera_configs(path: str | Path) -> list[CameraConfig]:
 
     Raises `CameraConfigError` naming the file, and for each problem its key path and line.
     """
+    parsed = load_config(path, CamerasFile, what="camera configuration")
+    logger.debug("loaded %d cameras from %s", len(parsed.cameras), path)
+    return list(parsed.cameras)
+
+
+def load_config(path: str | Path, model: type[M], *, what: str, extra_models: tuple[type[BaseModel], ...] = ()) -> M:
+    """Read the YAML file at `path` strictly (no duplicate or unknown keys) into `model`.
+
+    For configuration files that embed cameras (a deployment's run file); `extra_models`
+    are the other models inside it, whose keys an unknown key is compared with.
+    Raises `CameraConfigError` naming the file, and for each problem its key path and line.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise CameraConfigError(f"{path}: cannot read camera configuration: {e}", path=path) from e
+        raise CameraConfigError(f"{path}: cannot read {what}: {e}", path=path) from e
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -256,19 +292,17 @@ def load_camera_configs(path: str | Path) -> list[CameraConfig]:
             f"{path}: expected a mapping with a top-level 'cameras:' list, but got {got}", path=path
         )
     try:
-        parsed = CamerasFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        problems = tuple(_problem(err, root) for err in e.errors())
+        models: tuple[type[BaseModel], ...] = (model, *extra_models)
+        known = sorted({*_KNOWN_KEYS, *(name for m in models for name in m.model_fields)})
+        problems = tuple(_problem(err, root, known) for err in e.errors())
         lines = "\n".join(f"  {p}" for p in problems)
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise CameraConfigError(
-            f"{path}: invalid camera configuration, {count}:\n{lines}", path=path, problems=problems
-        ) from e
-    logger.debug("loaded %d cameras from %s", len(parsed.cameras), path)
-    return list(parsed.cameras)
+        raise CameraConfigError(f"{path}: invalid {what}, {count}:\n{lines}", path=path, problems=problems) from e
 
 
-def _problem(error: Any, root: yaml.Node | None) -> ConfigProblem:
+def _problem(error: Any, root: yaml.Node | None, known: list[str]) -> ConfigProblem:
     loc = tuple(error["loc"])
     key_path = ".".join(str(part) for part in loc) or "(top level)"
     kind = error["type"]
@@ -276,7 +310,7 @@ def _problem(error: Any, root: yaml.Node | None) -> ConfigProblem:
         message = str(error["ctx"]["error"])
     elif kind == "extra_forbidden":
         key = str(loc[-1]) if loc else ""
-        close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+        close = difflib.get_close_matches(key, known, n=1)
         message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
     elif kind == "missing":
         message = "required key is missing"

@@ -3,7 +3,7 @@
 For recorded footage the frames of the violation's clip span are read back from the
 source; keyframes are kept lossless (PNG), annotated copies get the boxes, the zone and
 the camera and time burned in, and the clip covers the span with its pre- and post-roll.
-(Camera workers will take the same frames from their ring buffer instead.)
+Camera workers take the same frames from their ring buffer (`violation_package`).
 """
 
 from __future__ import annotations
@@ -112,6 +112,45 @@ def keyframe_files(
     ]
 
 
+def violation_package(
+    frames: dict[int, np.ndarray], record: dict[str, Any], camera: CameraConfig, fps: float, clock_source: str
+) -> tuple[dict[str, Any], list[PackageFile]]:
+    """The finding and files of one closed violation record (`Violation.to_record()`).
+
+    `frames` holds the frames of the record's clip span that could be had, keyed by frame
+    index (a recorded video gives all of them; a live camera's ring buffer may miss the
+    middle of a long event); the clip is those frames in order and `capture.clip_frames`
+    names them exactly. A keyframe that is missing is left out.
+    """
+    if not frames:
+        raise SealingError(f"{camera.id}: violation at {record['started_at']} has no frames to seal")
+    indices = sorted(frames)
+    started = datetime.fromisoformat(record["started_at"])
+    files = [PackageFile("clip.mp4", encode_h264_clip([frames[i] for i in indices], fps), "video/mp4", "clip")]
+    for k in record["keyframes"]:
+        if k in frames:
+            at = started + timedelta(seconds=(k - record["start_frame"]) / fps)
+            files += keyframe_files(k, frames[k], record, camera, at)
+    location = camera.location.model_dump(mode="json") if camera.location else {}
+    contiguous = indices[-1] - indices[0] + 1 == len(indices)
+    finding = {
+        "device": {"id": camera.id, "name": camera.name, "source": camera.masked_source},
+        "place": location,
+        "capture": {
+            "started_at": record["started_at"],
+            "ended_at": record["ended_at"],
+            "clock_source": clock_source,
+            "clip_frames": [indices[0], indices[-1]] if contiguous else indices,
+            "fps": fps,
+        },
+        "violation": {k: v for k, v in record.items() if k not in ("rule", "model_id")},
+        "model": {"sha256": record["model_id"]},
+        "rule": record["rule"],
+        "engine": {"name": "nonsite", "version": __version__},
+    }
+    return finding, files
+
+
 def seal_recorded_violation(
     vault: Vault, record: dict[str, Any], video: Path, camera: CameraConfig, fps: float
 ) -> LoggedPackage:
@@ -120,28 +159,4 @@ def seal_recorded_violation(
     frames = read_frames(video, first, last)
     if not frames:
         raise SealingError(f"{video}: none of frames {first}..{last} could be read")
-    started = datetime.fromisoformat(record["started_at"])
-    clip = encode_h264_clip([frames[i] for i in sorted(frames)], fps)
-    files = [PackageFile("clip.mp4", clip, "video/mp4", "clip")]
-    for k in record["keyframes"]:
-        if k not in frames:
-            continue
-        at = started + timedelta(seconds=(k - record["start_frame"]) / fps)
-        files += keyframe_files(k, frames[k], record, camera, at)
-    location = camera.location.model_dump(mode="json") if camera.location else {}
-    finding = {
-        "device": {"id": camera.id, "name": camera.name, "source": camera.masked_source},
-        "place": location,
-        "capture": {
-            "started_at": record["started_at"],
-            "ended_at": record["ended_at"],
-            "clock_source": "file",
-            "clip_frames": [first, last],
-            "fps": fps,
-        },
-        "violation": {k: v for k, v in record.items() if k not in ("rule", "model_id")},
-        "model": {"sha256": record["model_id"]},
-        "rule": record["rule"],
-        "engine": {"name": "nonsite", "version": __version__},
-    }
-    return vault.seal(finding, files)
+    return vault.seal(*violation_package(frames, record, camera, fps, "file"))

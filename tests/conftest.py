@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from cases.db import Database
 
 SHARED_DATA = Path(
     os.environ.get("NONSITE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_URL = os.environ.get("NONSITE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _missing(marker: str) -> str | None:
@@ -26,11 +34,23 @@ def _missing(marker: str) -> str | None:
         importlib.util.find_spec("torch") is None or importlib.util.find_spec("ultralytics") is None
     ):
         return "needs the train extra: pip install -e '.[train]'"
+    if marker == "services":
+        down = [name for name, port in (("Redis", 6379), ("RabbitMQ", 5672)) if not _listening(port)]
+        if down:
+            return f"needs {' and '.join(down)} on 127.0.0.1 (.ci/run starts them)"
     return None
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("shared_data", "train"):
+    for marker in ("shared_data", "train", "services"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing(marker)
@@ -50,3 +70,24 @@ def shared_data() -> Path:
 def _case_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands that open the default case database use one in the test's folder, never var/ of the checkout."""
     monkeypatch.setenv("NONSITE_DATABASE_URL", f"sqlite:///{tmp_path / 'default-cases.db'}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"nonsite_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as e:
+        admin.dispose()
+        message = f"needs PostgreSQL at {POSTGRES_ADMIN_URL} (set NONSITE_TEST_POSTGRES): {e.orig}"
+        if IN_CI:
+            pytest.fail(f"CI must run the PostgreSQL tests, but it {message}")
+        pytest.skip(message)
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    Database(url).close()  # migrate once
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -7,16 +7,13 @@ Without a server the PostgreSQL half skips with a reason, except under CI, where
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 
 from cases.casebook import Casebook
 from cases.db import Database
@@ -25,9 +22,6 @@ from cases.policy import CasePolicy
 from cases.states import Role
 from evidence.package import PackageFile
 from evidence.vault import Vault
-from tests.conftest import IN_CI
-
-POSTGRES_ADMIN_URL = os.environ.get("NONSITE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 class Clock:
@@ -42,27 +36,6 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"nonsite_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as e:
-        admin.dispose()
-        message = f"needs PostgreSQL at {POSTGRES_ADMIN_URL} (set NONSITE_TEST_POSTGRES): {e.orig}"
-        if IN_CI:
-            pytest.fail(f"CI must run the PostgreSQL tests, but it {message}")
-        pytest.skip(message)
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    Database(url).close()  # migrate once
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

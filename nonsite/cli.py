@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -219,6 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
     starter.add_argument("--batch", type=_positive_int, default=32)
     starter.add_argument("--workers", type=int, default=4)
     starter.add_argument("--device", default="auto", help="auto, cpu, or a CUDA device index")
+
+    run = sub.add_parser(
+        "run",
+        help="the main job: camera workers, task workers, API and console (the demo cameras when no --config)",
+    )
+    run.add_argument("--config", type=Path, help="run file: runtime settings and cameras (see examples/run.yaml)")
+    run.add_argument("--for", dest="duration", type=float, help="stop after this many seconds (default: until SIGTERM)")
+
+    worker = sub.add_parser("worker", help="one worker of the distributed mode: cameras or tasks")
+    worker_sub = worker.add_subparsers(dest="worker_kind", required=True, metavar="KIND")
+    cameras = worker_sub.add_parser("cameras", help="watch cameras of a run file until SIGTERM")
+    cameras.add_argument("--config", type=Path, required=True, help="run file")
+    cameras.add_argument("--only", help="comma-separated camera ids to watch (default: all in the file)")
+    cameras.add_argument("--name", default=f"cameras@{socket.gethostname()}", help="worker name in health reports")
+    cameras.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    tasks = worker_sub.add_parser("tasks", help="seal, file and heal from the task queue until SIGTERM")
+    tasks.add_argument("--config", type=Path, help="run file (default: the runtime $NONSITE_RUNTIME carries)")
+    tasks.add_argument("--name", default="tasks", help="worker name")
+    tasks.add_argument("--concurrency", type=_positive_int, default=1, help="task processes in this worker")
 
     from nonsite.cases_cli import add_commands
 
@@ -571,7 +591,28 @@ def cmd_day(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from nonsite.run import run
+
+    if args.config is not None and not args.config.is_file():
+        raise CommandError(f"run file {args.config} does not exist")
+    return run(args.config, duration_s=args.duration, verbose=args.verbose)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from nonsite.run import camera_worker, task_worker
+
+    if args.config is not None and not args.config.is_file():
+        raise CommandError(f"run file {args.config} does not exist")
+    if args.worker_kind == "cameras":
+        only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+        return camera_worker(args.config, name=args.name, only=only, metrics_port=args.metrics_port)
+    return task_worker(args.config, name=args.name, concurrency=args.concurrency)
+
+
 COMMANDS = {
+    "run": cmd_run,
+    "worker": cmd_worker,
     "db": cmd_db,
     "cases": cmd_cases,
     "day": cmd_day,

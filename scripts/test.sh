@@ -6,5 +6,5 @@ bash scripts/setup.sh dev,train
 export YOLO_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy vision models datasets evidence cases pipelines nonsite
+.venv/bin/mypy vision models datasets evidence cases pipelines api nonsite
 .venv/bin/python -m pytest -q "$@"

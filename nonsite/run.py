@@ -1,0 +1,355 @@
+"""`nonsite run` and `nonsite worker`: the deployment as long-running processes.
+
+`nonsite run` is the embedded default on one machine: it prepares the database and the
+cameras, then starts the task workers and the camera workers as child processes and
+serves the API and console itself; it restarts a child that dies, sends staged items
+again that lost their message, and prints each case as it is filed. Without a
+configuration it runs the demo: three cameras whose feeds are footage the project
+renders (a restaurant street with an exhaust plume, a sidewalk where a stall appears, a
+site where scaffolding goes up), replayed as live streams.
+
+`nonsite worker cameras|tasks` starts one worker of the distributed mode; on SIGTERM a
+camera worker closes open events and hands them over, a task worker finishes its task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+import yaml
+from sqlalchemy import select
+
+from cases.casebook import Casebook
+from cases.db import Database
+from cases.models import Case
+from evidence.vault import Vault
+from pipelines.settings import RunConfig, Runtime, load_run_config
+from pipelines.staging import StagingArea
+from vision.camera import CameraConfig, CameraConfigError
+
+logger = logging.getLogger(__name__)
+
+#: the demo cameras: (scene preset, seed, the zone an officer would watch in that view)
+DEMO_SCENES = (("restaurant_street", 3, "exhausts"), ("sidewalk_stall", 3, "street"), ("construction_site", 3, "site"))
+#: decode and detect rates of the demo cameras, as a city camera is usually set up
+DEMO_FPS, DEMO_DETECT_FPS = 10.0, 5.0
+SWEEP_EVERY_S = 60.0
+RESTART_DELAY_S = 2.0
+
+
+def demo_config(var: Path) -> Path:
+    """Render the demo footage (once) and write a run file for it; returns the file's path."""
+    from datasets.synthetic import SceneSpec, write_video
+    from nonsite.analyze import synthetic_camera
+
+    path = var / "demo-run.yaml"
+    if path.is_file():
+        return path
+    footage = var / "demo-footage"
+    footage.mkdir(parents=True, exist_ok=True)
+    cameras = []
+    for name, seed, zone in DEMO_SCENES:
+        spec = getattr(SceneSpec, name)(seed=seed)
+        video = footage / f"{name}.mp4"
+        print(f"rendering demo footage {video}")
+        truth = write_video(spec, video)
+        camera = synthetic_camera(f"demo-{name.replace('_', '-')}", truth, str(video))
+        update = {
+            "name": name.replace("_", " "),
+            "fps": DEMO_FPS,
+            "detect_fps": DEMO_DETECT_FPS,
+            "zones": tuple(z for z in camera.zones if z.name == zone),
+        }
+        cameras.append(camera.model_copy(update=update))
+    config = RunConfig(runtime=Runtime(var=var), cameras=tuple(cameras))
+    document = config.model_dump(mode="json", exclude_defaults=True)
+    document["runtime"] = {"var": str(var)}
+    header = "# The demo deployment `nonsite run` writes: three cameras replaying footage it rendered.\n"
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def model_path(runtime: Runtime) -> Path:
+    from nonsite.starter import starter_model_path
+
+    return runtime.model or starter_model_path()
+
+
+def prepare(config: RunConfig) -> None:
+    """Create the database schema and register every camera and its zones (idempotent)."""
+    runtime = config.runtime
+    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
+    db = Database(runtime.database_url)
+    try:
+        book = Casebook(db, vault)
+        for camera in config.cameras:
+            location = camera.location
+            book.register_camera(
+                camera.id,
+                name=camera.name,
+                lat=location.lat if location else None,
+                lon=location.lon if location else None,
+                zones=[(z.name, z.rule) for z in camera.zones],
+            )
+    finally:
+        vault.close()
+        db.close()
+
+
+def camera_groups(cameras: tuple[CameraConfig, ...], processes: int) -> list[list[str]]:
+    """Camera ids dealt round-robin over `processes` (no empty group)."""
+    groups: list[list[str]] = [[] for _ in range(min(processes, len(cameras)))]
+    for i, camera in enumerate(cameras):
+        groups[i % len(groups)].append(camera.id)
+    return groups
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = field(default=0.0)
+
+
+class Supervisor:
+    """Starts the children, keeps them running, and stops them in order."""
+
+    def __init__(self, config_path: Path, config: RunConfig, *, verbose: int = 0) -> None:
+        self.config_path = config_path
+        self.config = config
+        runtime = config.runtime
+        env_flags = ["-v"] * verbose
+        base = [sys.executable, "-m", "nonsite.cli", *env_flags, "worker"]
+        self.tasks = [
+            _Child(f"tasks-{i}", [*base, "tasks", "--config", str(config_path), "--name", f"tasks-{i}"])
+            for i in range(runtime.task_processes)
+        ]
+        self.cameras = [
+            _Child(
+                f"cameras-{i}",
+                [*base, "cameras", "--config", str(config_path), "--name", f"cameras-{i}", "--only", ",".join(group)],
+            )
+            for i, group in enumerate(camera_groups(config.cameras, runtime.camera_processes))
+        ]
+        self._env = {**os.environ, **runtime.to_env()}
+        self._stopping = threading.Event()
+
+    def _start(self, child: _Child) -> None:
+        child.process = subprocess.Popen(child.argv, env=self._env)
+        child.started_at = time.monotonic()
+        logger.info("started %s (pid %d)", child.name, child.process.pid)
+
+    def start(self) -> None:
+        for child in [*self.tasks, *self.cameras]:
+            self._start(child)
+
+    def watch(self) -> None:
+        """Restart any child that died (not while stopping)."""
+        for child in [*self.tasks, *self.cameras]:
+            if child.process is None or child.process.poll() is None or self._stopping.is_set():
+                continue
+            code = child.process.returncode
+            if time.monotonic() - child.started_at < RESTART_DELAY_S:
+                continue
+            child.restarts += 1
+            print(f"{child.name} exited with status {code}; restarting it (restart {child.restarts})", flush=True)
+            self._start(child)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Cameras first (they hand over open events), then task workers (they finish what was sent)."""
+        self._stopping.set()
+        for group in (self.cameras, self.tasks):
+            for child in group:
+                if child.process is not None and child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for child in group:
+                if child.process is None:
+                    continue
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    logger.error("%s did not stop within %.0f s; killing it", child.name, timeout)
+                    child.process.kill()
+                    child.process.wait()
+            if group is self.cameras:
+                self._drain()
+
+    def _drain(self, timeout: float = 60.0) -> None:
+        """Give the task workers time to file what the cameras handed over last."""
+        staging = StagingArea(self.config.runtime.staging_dir)
+        deadline = time.monotonic() + timeout
+        while staging.pending() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if staging.pending():
+            print(f"{len(staging.pending())} staged violation(s) not yet filed; the next start files them")
+
+
+def _serve(app: FastAPI, runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=runtime.api_host, port=runtime.api_port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, thread
+
+
+def run(config_path: Path | None, *, duration_s: float | None, verbose: int = 0) -> int:
+    """The main job; returns when SIGTERM/SIGINT arrives or `duration_s` has passed."""
+    from api.app import create_app
+    from pipelines import tasks
+
+    if config_path is None:
+        config_path = demo_config(Runtime().var)
+    config = load_run_config(config_path)
+    runtime = config.runtime
+    print(f"nonsite run: {len(config.cameras)} camera(s) from {config_path}; {runtime.describe()}", flush=True)
+    prepare(config)
+    tasks.configure(runtime)
+    os.environ.update(runtime.to_env())
+    staging = StagingArea(runtime.staging_dir)
+    db = Database(runtime.database_url, migrate=False)
+    server, api_thread = _serve(create_app(db, runtime.health_dir), runtime)
+    if server.started:
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        print(f"console and API at http://{host}:{port}/  (metrics at /metrics)", flush=True)
+    else:
+        print(f"the API could not start on {runtime.api_host}:{runtime.api_port}; running without it", flush=True)
+    supervisor = Supervisor(config_path, config, verbose=verbose)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"\nnonsite run: {signal.Signals(signum).name}, stopping (cameras hand over open events first)")
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    seen = _filed_cases(db)
+    try:
+        tasks.sweep(staging, older_than_s=0.0)
+        supervisor.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_sweep = time.monotonic() + SWEEP_EVERY_S
+        while not stop.wait(1.0):
+            supervisor.watch()
+            seen = _report_new_cases(db, seen)
+            if time.monotonic() >= next_sweep:
+                tasks.sweep(staging)
+                next_sweep = time.monotonic() + SWEEP_EVERY_S
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"nonsite run: {duration_s:g} s passed, stopping", flush=True)
+                break
+        supervisor.stop()
+        _report_new_cases(db, seen)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        server.should_exit = True
+        api_thread.join(5)
+        db.close()
+    failed = staging.failed()
+    if failed:
+        print(f"{len(failed)} staged violation(s) could not be filed; see {runtime.staging_dir / 'failed'}")
+    return 0
+
+
+def _filed_cases(db: Database) -> set[str]:
+    with db.session() as s:
+        return set(s.scalars(select(Case.number)).all())
+
+
+def _report_new_cases(db: Database, seen: set[str]) -> set[str]:
+    with db.session() as s:
+        new = s.scalars(select(Case).where(Case.number.not_in(seen)).order_by(Case.id)).all() if seen else None
+        if new is None:
+            new = s.scalars(select(Case).order_by(Case.id)).all()
+        for case in new:
+            zone = case.zone.name if case.zone else "-"
+            print(
+                f"case {case.number} filed: {case.kind} at {case.camera_id}/{zone}, "
+                f"{len(case.evidence)} sealed package(s), {case.state}",
+                flush=True,
+            )
+        return seen | {c.number for c in new}
+
+
+# --- workers ------------------------------------------------------------------------
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metrics_port: int | None) -> int:
+    """Watch the configured cameras (or `only` those) until SIGTERM."""
+    from pipelines import tasks
+    from pipelines.worker import CameraWorker, ModelSlot
+
+    config = load_run_config(config_path)
+    runtime = config.runtime
+    cameras = [c for c in config.cameras if only is None or c.id in only]
+    unknown = sorted(set(only or ()) - {c.id for c in config.cameras})
+    if unknown:
+        raise CameraConfigError(f"{config_path} has no camera {', '.join(unknown)}", path=config_path)
+    tasks.configure(runtime)
+    slot = ModelSlot(model_path(runtime))
+    worker = CameraWorker(
+        cameras,
+        slot,
+        StagingArea(runtime.staging_dir),
+        tasks.seal_and_file.delay,
+        name=name,
+        ring_s=runtime.ring_s,
+        health_dir=runtime.health_dir,
+        health_interval_s=runtime.health_interval_s,
+    )
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from api.app import HealthCollector
+
+        registry = CollectorRegistry()
+        registry.register(HealthCollector(runtime.health_dir))
+        start_http_server(metrics_port, registry=registry)
+    stop = threading.Event()
+    _stop_on_sigterm(stop)
+    worker.start()
+    while not stop.wait(1.0):
+        if not any(r.thread.is_alive() for r in worker.runners):
+            break
+    worker.stop()
+    return 0
+
+
+def task_worker(config_path: Path | None, *, name: str, concurrency: int = 1) -> int:
+    """A Celery worker for the runtime's broker; SIGTERM is Celery's warm shutdown."""
+    from pipelines import tasks
+
+    runtime = load_run_config(config_path).runtime if config_path is not None else Runtime.from_env()
+    os.environ.update(runtime.to_env())
+    app = tasks.configure(runtime)
+    pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"--concurrency={concurrency}"]
+    level = "INFO" if logging.getLogger().level <= logging.INFO else "WARNING"
+    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    app.worker_main(["worker", *pool, "-n", f"{name}@%h", f"--loglevel={level}", "-Q", runtime.queue, *quiet])
+    return 0

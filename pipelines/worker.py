@@ -1,0 +1,516 @@
+"""Camera workers: a long-running process that watches a group of cameras.
+
+Each camera runs in its own thread: frames come from a `LiveSource` at the decode rate
+into a ring buffer (the evidence clip's pre-roll), the engine looks at them at the
+detect rate, and tampering checks run beside it. A violation is handed over twice, each
+time with the ring buffer's frames of its clip, to a staging thread that encodes the
+evidence and stages it: when it is confirmed (its clip ends at the confirming frame, so
+the case is filed while the violation goes on) and when it ends (its clip runs to the
+post-roll; the case gains that package). A dispatch thread then sends each staged id to
+the task queue. Neither of those
+can stall a camera: they have their own threads and queues. Frames never leave the
+process; what leaves is a staged item's id.
+
+Health (decode and detect rates, lag, gated fraction, reconnects, tampering) is reported
+as `CameraHealth` to a callback (the worker writes it to the health folder, which the API
+and the Prometheus endpoint read). A `ModelSlot` watches the model file: when a new model
+is promoted there, it is loaded beside the running one and swapped in between two frames,
+so no frame is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from pipelines.sealing import SealingError, violation_package
+from pipelines.staging import StagingArea
+from pipelines.streams import LiveSource, StreamEvent, StreamEventKind
+from vision.camera import CameraConfig
+from vision.detectors import Detector, create_detector
+from vision.detectors.onnx import sniff_backend
+from vision.engine import Engine
+from vision.tamper import TamperDetector, TamperEvent
+from vision.types import Frame, Violation
+
+logger = logging.getLogger(__name__)
+
+#: most violations waiting for their post-roll or for staging before a camera drops the oldest
+MAX_WAITING = 64
+#: longest a closed violation waits for its post-roll frames
+POST_ROLL_WAIT_S = 15.0
+
+
+class HealthEvent(BaseModel):
+    """A camera health event: connection, frozen feed, tampering; never a violation."""
+
+    camera_id: str
+    kind: str
+    active: bool = True
+    at: datetime
+    detail: str = ""
+
+
+class CameraHealth(BaseModel):
+    """One camera's state as its worker last reported it; crosses processes as JSON."""
+
+    camera_id: str
+    name: str
+    source: str = Field(description="The source URL with credentials masked.")
+    worker: str
+    state: str = Field(description="starting, live, reconnecting, frozen, tampered or stopped.")
+    frames: int = 0
+    inferred: int = 0
+    decode_fps: float = 0.0
+    detect_fps: float = 0.0
+    lag_s: float = 0.0
+    gated_fraction: float = 0.0
+    reconnects: int = 0
+    corrupt: int = 0
+    dropped: int = 0
+    violations: int = 0
+    staged: int = 0
+    tamper: list[str] = Field(default_factory=list)
+    model_sha256: str = ""
+    last_frame_at: datetime | None = None
+    updated_at: datetime
+    events: list[HealthEvent] = Field(default_factory=list, description="The latest events, newest last.")
+
+
+class RingBuffer:
+    """The last `seconds` of decoded frames of one camera, by frame index."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+
+    def add(self, frame: Frame) -> None:
+        self._frames[frame.index] = frame
+        horizon = frame.captured_at.timestamp() - self.seconds
+        while self._frames:
+            oldest = next(iter(self._frames.values()))
+            if oldest.captured_at.timestamp() >= horizon:
+                break
+            self._frames.popitem(last=False)
+
+    def span(self, first: int, last: int) -> dict[int, Frame]:
+        return {i: f for i, f in self._frames.items() if first <= i <= last}
+
+    @property
+    def newest(self) -> int:
+        return next(reversed(self._frames)) if self._frames else -1
+
+
+class ModelSlot:
+    """The model the cameras run, reloaded when its file changes (a promotion)."""
+
+    def __init__(self, path: Path, *, conf: float | None = None, intra_op_threads: int = 1) -> None:
+        self.path = Path(path)
+        self._conf, self._threads = conf, intra_op_threads
+        self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
+        self.detector = self._load()
+        self.swaps = 0
+
+    def _file_stamp(self) -> tuple[int, int, int]:
+        st = os.stat(self.path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _load(self) -> Detector:
+        config: dict[str, Any] = {
+            "type": sniff_backend(self.path),
+            "path": self.path,
+            "intra_op_threads": self._threads,
+            "spin_threads": False,
+        }
+        if self._conf is not None:
+            config["conf"] = self._conf
+        return create_detector(config)
+
+    def check(self) -> bool:
+        """Load the file again if it changed; True when a new model was swapped in.
+
+        A file that is not a usable model leaves the running one in place (and says why).
+        """
+        try:
+            stamp = self._file_stamp()
+        except OSError as e:
+            logger.warning("model %s cannot be read (%s); keeping the running model", self.path, e)
+            return False
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            detector = self._load()
+        except Exception as e:  # a half-copied or wrong file must never stop the cameras
+            logger.error("model %s changed but cannot be loaded (%s); keeping the running model", self.path, e)
+            return False
+        with self._lock:
+            old, self.detector = self.detector, detector
+            self.swaps += 1
+        logger.info("model swapped: %s -> %s", old.info.sha256[:12], detector.info.sha256[:12])
+        return True
+
+
+@dataclass
+class _Waiting:
+    record: dict[str, Any]
+    frames: dict[int, Frame]
+    deadline: float
+
+
+@dataclass
+class _Rates:
+    window_s: float = 10.0
+    times: list[float] = field(default_factory=list)
+
+    def tick(self, now: float) -> None:
+        self.times.append(now)
+        cutoff = now - self.window_s
+        while self.times and self.times[0] < cutoff:
+            self.times.pop(0)
+
+    def rate(self, now: float) -> float:
+        recent = [t for t in self.times if t >= now - self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(1e-6, recent[-1] - recent[0])
+
+
+class CameraRunner:
+    """One camera inside a worker: source -> ring buffer -> engine -> staged violations."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        slot: ModelSlot,
+        stage: Callable[[CameraConfig, dict[str, Any], dict[int, Frame], float], None],
+        *,
+        worker_name: str,
+        ring_s: float,
+        source: LiveSource | None = None,
+        replay_loop: bool = True,
+        on_violation: Callable[[Violation, Frame], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.slot = slot
+        self._stage = stage
+        self.worker_name = worker_name
+        self.fps = camera.fps
+        self.detect_fps = camera.detect_fps or camera.fps
+        self.ring = RingBuffer(max(ring_s, camera.rules.pre_roll_s + 1.0))
+        self.source = source or LiveSource(
+            camera.source, source_id=camera.id, fps=camera.fps, replay_loop=replay_loop, on_event=self._stream_event
+        )
+        self.engine = Engine(camera, slot.detector, fps=camera.fps)
+        self.tamper = TamperDetector(camera.tamper)
+        self._on_violation = on_violation
+        self._waiting: list[_Waiting] = []
+        self._pinned: dict[tuple[str, tuple[int, ...]], dict[int, Frame]] = {}
+        self._events: list[HealthEvent] = []
+        self._events_lock = threading.Lock()
+        self._next_detect = 0.0
+        self._decode_rate, self._detect_rate = _Rates(), _Rates()
+        self._lag = 0.0
+        self._staged = 0
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
+
+    # --- health ---------------------------------------------------------------------
+
+    def _event(self, kind: str, *, active: bool = True, detail: str = "", at: datetime | None = None) -> None:
+        event = HealthEvent(
+            camera_id=self.camera.id, kind=kind, active=active, at=at or datetime.now(UTC), detail=detail
+        )
+        level = logging.WARNING if active and kind not in ("connected",) else logging.INFO
+        logger.log(level, "camera %s: %s%s %s", self.camera.id, kind, "" if active else " cleared", detail)
+        with self._events_lock:
+            self._events = [*self._events[-19:], event]
+
+    def _stream_event(self, event: StreamEvent) -> None:
+        self._event(event.kind.value, active=event.kind != StreamEventKind.UNFROZEN, detail=event.detail, at=event.at)
+
+    def _tamper_event(self, event: TamperEvent) -> None:
+        self._event(f"tamper:{event.kind.value}", active=event.active, detail=event.detail, at=event.at)
+
+    def health(self) -> CameraHealth:
+        stats = self.source.stats
+        now = time.monotonic()
+        tamper = sorted(k.value for k in self.tamper.active)
+        if not self.thread.is_alive():
+            state = "stopped"
+        elif not stats.connected:
+            state = "reconnecting" if stats.reconnects or stats.frames else "starting"
+        elif stats.frozen:
+            state = "frozen"
+        elif tamper:
+            state = "tampered"
+        else:
+            state = "live"
+        with self._events_lock:
+            events = list(self._events)
+        return CameraHealth(
+            camera_id=self.camera.id,
+            name=self.camera.name,
+            source=self.camera.masked_source,
+            worker=self.worker_name,
+            state=state,
+            frames=self.engine.stats.frames,
+            inferred=self.engine.stats.inferred,
+            decode_fps=round(self._decode_rate.rate(now), 2),
+            detect_fps=round(self._detect_rate.rate(now), 2),
+            lag_s=round(self._lag, 3),
+            gated_fraction=round(self.engine.stats.gated_fraction, 3),
+            reconnects=stats.reconnects,
+            corrupt=stats.corrupt,
+            dropped=stats.dropped,
+            violations=self.engine.stats.violations_closed,
+            staged=self._staged,
+            tamper=tamper,
+            model_sha256=self.engine.detector.info.sha256,
+            last_frame_at=stats.last_frame_at,
+            updated_at=datetime.now(UTC),
+            events=events,
+        )
+
+    # --- the loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.source.start()
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop reading; violations still open are closed at the last frame and staged."""
+        self._stopping.set()
+        self.source.stop()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                frame = self.source.read(timeout=0.5)
+                if frame is None:
+                    if self.source.ended:
+                        break
+                    self._flush_waiting(force=False)
+                    continue
+                self._step(frame)
+            for violation in self.engine.finish():
+                self._closed(violation, None)
+            self._flush_waiting(force=True)
+        except Exception:  # a camera thread must say why it died; the worker reports it stopped
+            logger.exception("camera %s stopped on an error", self.camera.id)
+            raise
+
+    def _step(self, frame: Frame) -> None:
+        now = time.monotonic()
+        self._decode_rate.tick(now)
+        self.ring.add(frame)
+        detector = self.slot.detector
+        if detector is not self.engine.detector:  # a promoted model, swapped between two frames
+            self.engine.detector = detector
+        at = frame.captured_at.timestamp()
+        if at >= self._next_detect:
+            self._next_detect = max(self._next_detect + 1.0 / self.detect_fps, at - 0.5 / self.detect_fps)
+            self._detect_rate.tick(now)
+            for event in self.tamper.update(frame.image, frame.captured_at):
+                self._tamper_event(event)
+            for violation in self.engine.process(frame).violations:
+                if violation.closed:
+                    self._closed(violation, frame)
+                else:
+                    self._opened(violation)
+                    if self._on_violation is not None:
+                        self._on_violation(violation, frame)
+        self._lag = max(0.0, datetime.now(UTC).timestamp() - at)
+        self._flush_waiting(force=False)
+
+    def _key(self, violation: Violation) -> tuple[str, tuple[int, ...]]:
+        return (violation.zone, violation.track_ids)
+
+    def _opened(self, violation: Violation) -> None:
+        """Seal what confirmed the event now, so that its case is filed while it goes on, and keep
+        the frames of its start, which a long event would push out of the ring, for its close."""
+        first, _ = violation.clip_span
+        frames = self.ring.span(first, violation.end_frame)
+        self._pinned[self._key(violation)] = self.ring.span(first, violation.confirmed_frame)
+        while len(self._pinned) > MAX_WAITING:
+            self._pinned.pop(next(iter(self._pinned)))
+        self._hand_over(_Waiting(violation.to_record(), frames, 0.0))
+
+    def _closed(self, violation: Violation, frame: Frame | None) -> None:
+        if self._on_violation is not None and frame is not None:
+            self._on_violation(violation, frame)
+        record = violation.to_record()
+        frames = self._pinned.pop(self._key(violation), {})
+        frames.update(self.ring.span(*violation.clip_span))
+        self._waiting.append(_Waiting(record, frames, time.monotonic() + POST_ROLL_WAIT_S))
+        if len(self._waiting) > MAX_WAITING:
+            dropped = self._waiting.pop(0)
+            logger.error("camera %s: too many violations waiting; staging the oldest now", self.camera.id)
+            self._hand_over(dropped)
+
+    def _flush_waiting(self, *, force: bool) -> None:
+        if not self._waiting:
+            return
+        now, newest = time.monotonic(), self.ring.newest
+        keep = []
+        for w in self._waiting:
+            last = w.record["clip_span"][1]
+            w.frames.update(self.ring.span(max(w.frames, default=-1) + 1, last))
+            if force or newest >= last or now >= w.deadline:
+                self._hand_over(w)
+            else:
+                keep.append(w)
+        self._waiting = keep
+
+    def _hand_over(self, waiting: _Waiting) -> None:
+        self._stage(self.camera, waiting.record, waiting.frames, self.fps)
+        self._staged += 1
+
+
+class CameraWorker:
+    """A group of cameras in one process, with its staging and dispatch threads."""
+
+    def __init__(
+        self,
+        cameras: Sequence[CameraConfig],
+        slot: ModelSlot,
+        staging: StagingArea,
+        dispatch: Callable[[str], None],
+        *,
+        name: str = "camera-worker",
+        ring_s: float = 20.0,
+        replay_loop: bool = True,
+        health_dir: Path | None = None,
+        health_interval_s: float = 2.0,
+        on_violation: Callable[[Violation, Frame], None] | None = None,
+        sources: dict[str, LiveSource] | None = None,
+    ) -> None:
+        self.name = name
+        self.slot = slot
+        self.staging = staging
+        self._dispatch = dispatch
+        self.health_dir = health_dir
+        self.health_interval_s = health_interval_s
+        self.runners = [
+            CameraRunner(
+                camera,
+                slot,
+                self._enqueue_stage,
+                worker_name=name,
+                ring_s=ring_s,
+                source=(sources or {}).get(camera.id),
+                replay_loop=replay_loop,
+                on_violation=on_violation,
+            )
+            for camera in cameras
+        ]
+        self._to_stage: queue.Queue[tuple[CameraConfig, dict[str, Any], dict[int, Frame], float] | None] = queue.Queue()
+        self._to_send: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._stager, name="stager", daemon=True),
+            threading.Thread(target=self._sender, name="dispatch", daemon=True),
+            threading.Thread(target=self._housekeeping, name="health", daemon=True),
+        ]
+        self.sent: list[str] = []
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        for runner in self.runners:
+            runner.start()
+        logger.info("%s watching %s", self.name, ", ".join(r.camera.id for r in self.runners))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the cameras, then stage and send every violation they closed; nothing is dropped."""
+        for runner in self.runners:
+            runner.stop()
+        for runner in self.runners:
+            runner.join(timeout)
+        self._to_stage.put(None)
+        self._threads[0].join(timeout)
+        self._to_send.put(None)
+        self._threads[1].join(timeout)
+        self._stop.set()
+        self._threads[2].join(timeout)
+        self.write_health()
+
+    def wait(self) -> None:
+        """Block until every camera thread has ended (files without looping end on their own)."""
+        for runner in self.runners:
+            runner.join()
+
+    def _enqueue_stage(
+        self, camera: CameraConfig, record: dict[str, Any], frames: dict[int, Frame], fps: float
+    ) -> None:
+        self._to_stage.put((camera, record, frames, fps))
+
+    def _stager(self) -> None:
+        while (job := self._to_stage.get()) is not None:
+            camera, record, frames, fps = job
+            images: dict[int, np.ndarray] = {i: f.image for i, f in frames.items()}
+            try:
+                finding, files = violation_package(images, record, camera, fps, frames_clock(frames))
+                item_id = self.staging.stage(finding, files)
+            except (SealingError, OSError) as e:
+                logger.error("camera %s: cannot stage the violation at %s: %s", camera.id, record["started_at"], e)
+                continue
+            self._to_send.put(item_id)
+
+    def _sender(self) -> None:
+        while (item_id := self._to_send.get()) is not None:
+            try:
+                self._dispatch(item_id)
+                self.sent.append(item_id)
+            except Exception as e:  # the broker is down: the item stays pending and the sweep sends it
+                logger.error("cannot send staged item %s to the task queue (%s); it stays pending", item_id[:12], e)
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(self.health_interval_s):
+            self.slot.check()
+            self.write_health()
+
+    def health(self) -> list[CameraHealth]:
+        return [runner.health() for runner in self.runners]
+
+    def write_health(self) -> None:
+        if self.health_dir is None:
+            return
+        self.health_dir.mkdir(parents=True, exist_ok=True)
+        for report in self.health():
+            path = self.health_dir / f"{report.camera_id}.json"
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(report.model_dump_json(), encoding="utf-8")
+            os.replace(tmp, path)
+
+
+def frames_clock(frames: dict[int, Frame]) -> str:
+    """The clock source the frames' times came from (the first frame's; a camera has one)."""
+    return next(iter(frames.values())).clock_source.value if frames else "system"
+
+
+def read_health(health_dir: Path) -> list[CameraHealth]:
+    """Every camera's last health report in `health_dir`; unreadable reports are skipped."""
+    reports = []
+    for path in sorted(health_dir.glob("*.json")) if health_dir.is_dir() else []:
+        try:
+            reports.append(CameraHealth.model_validate_json(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            logger.warning("skipping health report %s: %s", path, e)
+    return reports

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
 import yaml
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from cases.casebook import Casebook

@@ -87,8 +87,13 @@ def model_path(runtime: Runtime) -> Path:
 
 
 def prepare(config: RunConfig) -> None:
-    """Create the database schema and register every camera and its zones (idempotent)."""
+    """Create the database schema, register every camera and its zones (idempotent), and drop
+    health reports of cameras no longer configured."""
     runtime = config.runtime
+    configured = {c.id for c in config.cameras}
+    for report in runtime.health_dir.glob("*.json") if runtime.health_dir.is_dir() else []:
+        if report.stem not in configured:
+            report.unlink()
     vault = Vault(runtime.evidence_dir, runtime.keys_dir)
     db = Database(runtime.database_url)
     try:
@@ -210,7 +215,7 @@ def _serve(app: FastAPI, runtime: Runtime) -> tuple[uvicorn.Server, threading.Th
     return server, thread
 
 
-def run(config_path: Path | None, *, duration_s: float | None, verbose: int = 0) -> int:
+def run(config_path: Path | None, *, duration_s: float | None, port: int | None = None, verbose: int = 0) -> int:
     """The main job; returns when SIGTERM/SIGINT arrives or `duration_s` has passed."""
     from api.app import create_app
     from pipelines import tasks
@@ -218,6 +223,8 @@ def run(config_path: Path | None, *, duration_s: float | None, verbose: int = 0)
     if config_path is None:
         config_path = demo_config(Runtime().var)
     config = load_run_config(config_path)
+    if port is not None:
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"api_port": port})})
     runtime = config.runtime
     print(f"nonsite run: {len(config.cameras)} camera(s) from {config_path}; {runtime.describe()}", flush=True)
     prepare(config)

@@ -1,0 +1,79 @@
+"""`nonsite run` as a newcomer runs it: the demo cameras file cases, SIGTERM stops it cleanly;
+and a broken run file is refused with the line that is wrong."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cases.db import Database
+from cases.models import Case
+from evidence.bundle import export_bundle, verify_bundle
+from evidence.vault import Vault
+from nonsite.cli import main
+from pipelines.staging import StagingArea
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_files_cases_while_it_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NONSITE_DATABASE_URL", "NONSITE_RUNTIME")}
+    env["PYTHONUNBUFFERED"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nonsite.cli", "run", "--port", "0"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 150
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("case ") and " filed: " in line:
+                break
+            assert time.monotonic() < deadline, "no case filed in time:\n" + "".join(lines)
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "console and API at http://" in output
+    assert "SIGTERM, stopping" in output
+    assert (tmp_path / "var" / "demo-run.yaml").is_file(), "the demo's run file is there to read and edit"
+    var = tmp_path / "var"
+    assert StagingArea(var / "staging").pending() == [], "everything the cameras handed over was filed"
+    db = Database(f"sqlite:///{var / 'nonsite.db'}", migrate=False)
+    vault = Vault(var / "evidence", var / "keys")
+    try:
+        with db.session() as s:
+            cases = s.query(Case).all()
+            assert cases and all(c.state == "pending_review" for c in cases)
+            package_id = cases[0].evidence[0].package_id
+        bundle = export_bundle(vault, package_id, tmp_path / "bundle.zip")
+        assert all(check.ok for check in verify_bundle(bundle))
+    finally:
+        vault.close()
+        db.close()
+    health = sorted(p.stem for p in (var / "health").glob("*.json"))
+    assert health == ["demo-construction-site", "demo-restaurant-street", "demo-sidewalk-stall"]
+
+
+def test_a_run_file_with_a_mistyped_key_is_refused_with_its_line(tmp_path: Path, capsys) -> None:
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(
+        "runtime:\n  var: var\n  camera_proceses: 2\ncameras:\n  - id: a\n    name: A\n    source: rtsp://x/y\n",
+        encoding="utf-8",
+    )
+    assert main(["run", "--config", str(run_file)]) == 1
+    err = capsys.readouterr().err
+    assert "runtime.camera_proceses (line 3): unknown key; did you mean 'camera_processes'?" in err

@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", type=Path, help="run file: runtime settings and cameras (see examples/run.yaml)")
     run.add_argument("--for", dest="duration", type=float, help="stop after this many seconds (default: until SIGTERM)")
-    run.add_argument("--port", type=int, help="port of the API and console (default: the run file's, else 8470; 0: any)")
+    run.add_argument("--port", type=int, help="API and console port (default: the run file's, else 8470; 0: any)")
 
     worker = sub.add_parser("worker", help="one worker of the distributed mode: cameras or tasks")
     worker_sub = worker.add_subparsers(dest="worker_kind", required=True, metavar="KIND")

@@ -2,8 +2,8 @@
 
 `nonsite run` is the embedded default on one machine: it prepares the database and the
 cameras, then starts the task workers and the camera workers as child processes and
-serves the API and console itself; it restarts a child that dies, sends staged items
-again that lost their message, and prints each case as it is filed. Without a
+serves the API and console itself; it restarts a child that dies and prints each case
+as it is filed. (Camera workers send staged items again whose message was lost.) Without a
 configuration it runs the demo: three cameras whose feeds are footage the project
 renders (a restaurant street with an exhaust plume, a sidewalk where a stall appears, a
 site where scaffolding goes up), replayed as live streams.
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 DEMO_SCENES = (("restaurant_street", 3, "exhausts"), ("sidewalk_stall", 3, "street"), ("construction_site", 3, "site"))
 #: decode and detect rates of the demo cameras, as a city camera is usually set up
 DEMO_FPS, DEMO_DETECT_FPS = 10.0, 5.0
-SWEEP_EVERY_S = 60.0
 RESTART_DELAY_S = 2.0
 
 
@@ -248,16 +247,12 @@ def run(config_path: Path | None, *, duration_s: float | None, port: int | None 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     seen = _filed_cases(db)
     try:
-        tasks.sweep(staging, older_than_s=0.0)
+        tasks.heal.delay()  # packages sealed but never filed, before a crash
         supervisor.start()
         deadline = None if duration_s is None else time.monotonic() + duration_s
-        next_sweep = time.monotonic() + SWEEP_EVERY_S
         while not stop.wait(1.0):
             supervisor.watch()
             seen = _report_new_cases(db, seen)
-            if time.monotonic() >= next_sweep:
-                tasks.sweep(staging)
-                next_sweep = time.monotonic() + SWEEP_EVERY_S
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"nonsite run: {duration_s:g} s passed, stopping", flush=True)
                 break

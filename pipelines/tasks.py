@@ -8,8 +8,8 @@ the vault's sealing lock) and filing is idempotent on the package id.
 The broker is configured from `Runtime`: Redis or RabbitMQ in the distributed mode, and in
 the embedded default kombu's file transport under the state folder, which needs no
 server. The file transport cannot give a message back when a worker dies mid-task; the
-staged item it named is still pending, and `sweep` (run by `nonsite run` at start and
-every minute) sends every pending item again.
+staged item it named is still pending, and camera workers send every item still pending
+after a minute again (`CameraWorker.sweep`).
 """
 
 from __future__ import annotations
@@ -161,17 +161,3 @@ def seal_and_file(item_id: str) -> dict[str, Any]:
 def heal() -> int:
     """File every sealed package without a case (and log what the case log lacks)."""
     return len(services().book.heal())
-
-
-def sweep(staging: StagingArea, *, older_than_s: float = 30.0) -> int:
-    """Send every staged item still pending after `older_than_s` again; returns how many.
-
-    Items whose message was lost (a broker outage, a worker killed on the file broker)
-    are filed this way; an item whose message is merely slow is filed once anyway.
-    """
-    pending = staging.pending(older_than_s)
-    for item_id in pending:
-        seal_and_file.delay(item_id)
-    if pending:
-        logger.info("sent %d pending staged item(s) again", len(pending))
-    return len(pending)

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 MAX_WAITING = 64
 #: longest a closed violation waits for its post-roll frames
 POST_ROLL_WAIT_S = 15.0
+#: how often staged items whose message was lost are sent again
+SWEEP_EVERY_S = 60.0
 
 
 class HealthEvent(BaseModel):
@@ -431,6 +433,7 @@ class CameraWorker:
         self.sent: list[str] = []
 
     def start(self) -> None:
+        self.sweep(older_than_s=0.0)  # what an earlier run staged but did not get filed
         for thread in self._threads:
             thread.start()
         for runner in self.runners:
@@ -482,9 +485,23 @@ class CameraWorker:
                 logger.error("cannot send staged item %s to the task queue (%s); it stays pending", item_id[:12], e)
 
     def _housekeeping(self) -> None:
+        next_sweep = time.monotonic() + SWEEP_EVERY_S
         while not self._stop.wait(self.health_interval_s):
             self.slot.check()
             self.write_health()
+            if time.monotonic() >= next_sweep:
+                self.sweep()
+                next_sweep = time.monotonic() + SWEEP_EVERY_S
+
+    def sweep(self, older_than_s: float = SWEEP_EVERY_S) -> int:
+        """Send again every staged item still pending after `older_than_s` (its message was lost:
+        the broker was down, or died with it); filing is idempotent, so a slow one is harmless."""
+        pending = self.staging.pending(older_than_s)
+        for item_id in pending:
+            self._to_send.put(item_id)
+        if pending:
+            logger.info("%s: sending %d pending staged item(s) again", self.name, len(pending))
+        return len(pending)
 
     def health(self) -> list[CameraHealth]:
         return [runner.health() for runner in self.runners]

@@ -55,7 +55,7 @@ def stage_violations(staging: StagingArea, count: int, *, zone: str = "street") 
     for n in range(count):
         started = datetime(2026, 11, 27, 8, 0, tzinfo=UTC) + timedelta(hours=n)
         record = {
-            "kind": "street_occupation",
+            "kind": "occupation",
             "source": CAMERA.id,
             "zone": zone,
             "started_at": started.isoformat(),
@@ -314,7 +314,8 @@ def test_a_broker_restart_loses_no_violation(tmp_path: Path, isolated_env: None)
         tasks.seal_and_file.delay(third)
         wait_for(lambda: staging.done(third), 60, "the worker to reconnect and file the next item")
         assert staging.pending() == [second], "the item whose message was lost is still pending"
-        assert tasks.sweep(staging, older_than_s=0.0) == 1
+        for item in staging.pending():  # what a camera worker's sweep does
+            tasks.seal_and_file.delay(item)
         wait_for(lambda: not staging.pending(), 60, "the swept item filed")
     finally:
         workers.stop()

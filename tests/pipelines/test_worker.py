@@ -282,3 +282,18 @@ def test_a_promoted_model_is_swapped_in_without_dropping_a_frame(runtime: Runtim
     assert slot.swaps == 1 and report.model_sha256 != first_sha
     assert stats.dropped == 0, "the camera thread kept up through the swap"
     assert report.state == "live"
+
+
+def test_items_an_earlier_run_staged_but_never_filed_are_sent_at_start(runtime: Runtime) -> None:
+    from tests.pipelines.test_tasks import stage_violations
+
+    staging = StagingArea(runtime.staging_dir)
+    left_over = stage_violations(staging, 2)  # staged, then the broker lost their messages
+    sent: list[str] = []
+    worker = CameraWorker([camera("rtsp://127.0.0.1:9/none")], FixedSlot(RedDetector()), staging, sent.append)
+    worker.start()
+    try:
+        wait_for(lambda: len(sent) == 2, 10, "the pending items to be sent again")
+    finally:
+        worker.stop(timeout=5)
+    assert sorted(sent) == sorted(left_over)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,27 +92,33 @@ class CameraHealth(BaseModel):
 
 
 class RingBuffer:
-    """The last `seconds` of decoded frames of one camera, by frame index."""
+    """The last `seconds` of decoded frames of one camera, by frame index; safe across threads
+    (a camera's evidence stream fills it from its own thread)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._lock = threading.Lock()
 
     def add(self, frame: Frame) -> None:
-        self._frames[frame.index] = frame
         horizon = frame.captured_at.timestamp() - self.seconds
-        while self._frames:
-            oldest = next(iter(self._frames.values()))
-            if oldest.captured_at.timestamp() >= horizon:
-                break
-            self._frames.popitem(last=False)
+        with self._lock:
+            self._frames[frame.index] = frame
+            while self._frames:
+                oldest = next(iter(self._frames.values()))
+                if oldest.captured_at.timestamp() >= horizon:
+                    break
+                self._frames.popitem(last=False)
 
-    def span(self, first: int, last: int) -> dict[int, Frame]:
-        return {i: f for i, f in self._frames.items() if first <= i <= last}
+    def between(self, first: float, last: float) -> dict[int, Frame]:
+        """Frames captured from `first` to `last` (POSIX seconds, inclusive)."""
+        with self._lock:
+            return {i: f for i, f in self._frames.items() if first <= f.captured_at.timestamp() <= last}
 
     @property
-    def newest(self) -> int:
-        return next(reversed(self._frames)) if self._frames else -1
+    def newest_at(self) -> float:
+        with self._lock:
+            return next(reversed(self._frames.values())).captured_at.timestamp() if self._frames else -1.0
 
 
 class ModelSlot:
@@ -170,7 +176,8 @@ class ModelSlot:
 class _Waiting:
     record: dict[str, Any]
     frames: dict[int, Frame]
-    deadline: float
+    until: float  # POSIX time of the clip's last frame
+    deadline: float  # monotonic time after which it is staged with what there is
 
 
 @dataclass
@@ -216,11 +223,27 @@ class CameraRunner:
         self.source = source or LiveSource(
             camera.source, source_id=camera.id, fps=camera.fps, replay_loop=replay_loop, on_event=self._stream_event
         )
+        # a camera with a full-resolution stream beside its detect stream: evidence comes from it
+        self.evidence_source = (
+            LiveSource(
+                camera.evidence_source,
+                source_id=f"{camera.id}/evidence",
+                fps=camera.fps,
+                replay_loop=replay_loop,
+                on_event=self._stream_event,
+            )
+            if camera.evidence_source
+            else None
+        )
+        self._detect_hw: tuple[int, int] | None = None
+        self._decoded = 0
+        self._evidence_decoded = 0
         self.engine = Engine(camera, slot.detector, fps=camera.fps)
         self.tamper = TamperDetector(camera.tamper)
         self._on_violation = on_violation
         self._waiting: list[_Waiting] = []
         self._pinned: dict[tuple[str, tuple[int, ...]], dict[int, Frame]] = {}
+        self._evidence_thread = threading.Thread(target=self._fill_ring, name=f"evidence-{camera.id}", daemon=True)
         self._events: list[HealthEvent] = []
         self._events_lock = threading.Lock()
         self._next_detect = 0.0
@@ -291,12 +314,27 @@ class CameraRunner:
 
     def start(self) -> None:
         self.source.start()
+        if self.evidence_source is not None:
+            self.evidence_source.start()
+            self._evidence_thread.start()
         self.thread.start()
 
     def stop(self) -> None:
         """Stop reading; violations still open are closed at the last frame and staged."""
         self._stopping.set()
         self.source.stop()
+        if self.evidence_source is not None:
+            self.evidence_source.stop()
+
+    def _fill_ring(self) -> None:
+        assert self.evidence_source is not None
+        while not self._stopping.is_set():
+            frame = self.evidence_source.read(timeout=0.5)
+            if frame is not None:
+                self.ring.add(replace(frame, index=self._evidence_decoded))
+                self._evidence_decoded += 1
+            elif self.evidence_source.ended:
+                return
 
     def join(self, timeout: float | None = None) -> None:
         self.thread.join(timeout)
@@ -321,7 +359,13 @@ class CameraRunner:
     def _step(self, frame: Frame) -> None:
         now = time.monotonic()
         self._decode_rate.tick(now)
-        self.ring.add(frame)
+        # count frames at the decode rate, the unit the engine's fps and the clip's fps are in
+        # (a source's own index counts the frames it skipped too)
+        frame = replace(frame, index=self._decoded)
+        self._decoded += 1
+        self._detect_hw = frame.image.shape[:2]
+        if self.evidence_source is None:
+            self.ring.add(frame)
         detector = self.slot.detector
         if detector is not self.engine.detector:  # a promoted model, swapped between two frames
             self.engine.detector = detector
@@ -344,23 +388,31 @@ class CameraRunner:
     def _key(self, violation: Violation) -> tuple[str, tuple[int, ...]]:
         return (violation.zone, violation.track_ids)
 
+    def _clip_window(self, violation: Violation) -> tuple[float, float]:
+        """The clip's first and last capture times: pre-roll before the start, post-roll after the end."""
+        rules = self.camera.rules
+        return (
+            violation.started_at.timestamp() - rules.pre_roll_s,
+            violation.ended_at.timestamp() + (rules.post_roll_s if violation.closed else 0.0),
+        )
+
     def _opened(self, violation: Violation) -> None:
         """Seal what confirmed the event now, so that its case is filed while it goes on, and keep
         the frames of its start, which a long event would push out of the ring, for its close."""
-        first, _ = violation.clip_span
-        frames = self.ring.span(first, violation.end_frame)
-        self._pinned[self._key(violation)] = self.ring.span(first, violation.confirmed_frame)
+        first, last = self._clip_window(violation)
+        frames = self.ring.between(first, last)
+        self._pinned[self._key(violation)] = dict(frames)
         while len(self._pinned) > MAX_WAITING:
             self._pinned.pop(next(iter(self._pinned)))
-        self._hand_over(_Waiting(violation.to_record(), frames, 0.0))
+        self._hand_over(_Waiting(violation.to_record(), frames, last, 0.0))
 
     def _closed(self, violation: Violation, frame: Frame | None) -> None:
         if self._on_violation is not None and frame is not None:
             self._on_violation(violation, frame)
-        record = violation.to_record()
+        first, last = self._clip_window(violation)
         frames = self._pinned.pop(self._key(violation), {})
-        frames.update(self.ring.span(*violation.clip_span))
-        self._waiting.append(_Waiting(record, frames, time.monotonic() + POST_ROLL_WAIT_S))
+        frames.update(self.ring.between(first, last))
+        self._waiting.append(_Waiting(violation.to_record(), frames, last, time.monotonic() + POST_ROLL_WAIT_S))
         if len(self._waiting) > MAX_WAITING:
             dropped = self._waiting.pop(0)
             logger.error("camera %s: too many violations waiting; staging the oldest now", self.camera.id)
@@ -369,20 +421,57 @@ class CameraRunner:
     def _flush_waiting(self, *, force: bool) -> None:
         if not self._waiting:
             return
-        now, newest = time.monotonic(), self.ring.newest
+        now, newest = time.monotonic(), self.ring.newest_at
         keep = []
         for w in self._waiting:
-            last = w.record["clip_span"][1]
-            w.frames.update(self.ring.span(max(w.frames, default=-1) + 1, last))
-            if force or newest >= last or now >= w.deadline:
+            seen = max((f.captured_at.timestamp() for f in w.frames.values()), default=0.0)
+            w.frames.update(self.ring.between(seen + 1e-6, w.until))
+            if force or newest >= w.until or now >= w.deadline:
                 self._hand_over(w)
             else:
                 keep.append(w)
         self._waiting = keep
 
     def _hand_over(self, waiting: _Waiting) -> None:
-        self._stage(self.camera, waiting.record, waiting.frames, self.fps)
+        record, frames = waiting.record, waiting.frames
+        if self.evidence_source is not None and frames:
+            record = self._in_evidence_frames(record, frames)
+        self._stage(self.camera, record, frames, self.fps)
         self._staged += 1
+
+    def _in_evidence_frames(self, record: dict[str, Any], frames: dict[int, Frame]) -> dict[str, Any]:
+        """The record with frame indices and boxes of the evidence stream instead of the detect stream.
+
+        Frames are matched by capture time (the frame nearest in time), boxes scaled by the
+        ratio of the two streams' sizes.
+        """
+        indices = sorted(frames)
+        times = np.array([frames[i].captured_at.timestamp() for i in indices])
+        started = datetime.fromisoformat(record["started_at"]).timestamp()
+        start = record["start_frame"]
+
+        def nearest(index: int) -> int:
+            at = started + (index - start) / self.fps
+            return indices[int(np.argmin(np.abs(times - at)))]
+
+        eh, ew = frames[indices[0]].image.shape[:2]
+        dh, dw = self._detect_hw or (eh, ew)
+        sx, sy = ew / dw, eh / dh
+
+        def scaled(box: list[float]) -> list[float]:
+            return [round(box[0] * sx, 1), round(box[1] * sy, 1), round(box[2] * sx, 1), round(box[3] * sy, 1)]
+
+        return {
+            **record,
+            "start_frame": nearest(start),
+            "end_frame": nearest(record["end_frame"]),
+            "confirmed_frame": nearest(record["confirmed_frame"]),
+            "keyframes": sorted({nearest(k) for k in record["keyframes"]}),
+            "clip_span": [indices[0], indices[-1]],
+            "bbox": scaled(record["bbox"]),
+            "boxes": [{**b, "frame": nearest(b["frame"]), "xyxy": scaled(b["xyxy"])} for b in record["boxes"]],
+            "detect_stream": {"width": dw, "height": dh},
+        }
 
 
 class CameraWorker:

@@ -127,6 +127,14 @@ class CameraConfig(_Strict):
         description="Stream URL (rtsp://, http://...) or path of a file or image folder; credentials in it are "
         "masked when the configuration is printed.",
     )
+    evidence_source: str | None = Field(
+        default=None,
+        title="Evidence source",
+        min_length=1,
+        max_length=2048,
+        description="The camera's full-resolution stream, for evidence clips and keyframes, where `source` is its "
+        "low-resolution detect stream (a substream); frames are matched by capture time. Masked like `source`.",
+    )
     fps: float = Field(
         default=5.0, title="Decode rate", gt=0.0, le=120.0, description="Frames per second decoded from the source."
     )
@@ -207,7 +215,7 @@ class CameraConfig(_Strict):
 
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():
-            yield key, (self.masked_source if key == "source" else value)
+            yield key, (mask_credentials(value) if key in ("source", "evidence_source") and value else value)
 
 
 class CamerasFile(_Strict):

@@ -297,3 +297,39 @@ def test_items_an_earlier_run_staged_but_never_filed_are_sent_at_start(runtime: 
     finally:
         worker.stop(timeout=5)
     assert sorted(sent) == sorted(left_over)
+
+
+def test_a_camera_with_a_substream_detects_on_it_and_seals_the_full_resolution_stream(runtime: Runtime) -> None:
+    scene = Scene()
+
+    def full(counter: int) -> np.ndarray:
+        return cv2.resize(scene(counter), (2 * W, 2 * H), interpolation=cv2.INTER_NEAREST)
+
+    with MjpegServer(fps=10.0, render=scene) as sub, MjpegServer(fps=10.0, render=full) as main:
+        config = camera(sub.url, evidence_source=main.url.replace("http://", "http://cam:pw@"))
+        register(runtime, config)
+        worker = make_worker(runtime, config, FixedSlot(RedDetector()))
+        worker.start()
+        try:
+            wait_for(lambda: health(worker).frames >= 10, 15, "both streams to come up")
+            scene.stall = True
+            wait_for(lambda: len(worker.sent) >= 1, 15, "the stall to be confirmed and filed")
+        finally:
+            worker.stop()
+    db = Database(runtime.database_url, migrate=False)
+    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
+    try:
+        with db.session() as s:
+            package_id = s.query(Case).one().evidence[0].package_id
+        package, files = load_package(vault.store, package_id)
+    finally:
+        vault.close()
+        db.close()
+    keyframe = next(name for name in files if name.startswith("keyframe-"))
+    image = cv2.imdecode(np.frombuffer(files[keyframe], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (2 * H, 2 * W), "evidence is the full-resolution stream"
+    violation = package.manifest["violation"]
+    assert violation["detect_stream"] == {"width": W, "height": H}
+    x1, y1, x2, y2 = violation["bbox"]
+    assert abs(x1 - 180) <= 4 and abs(y1 - 100) <= 4 and abs(x2 - 262) <= 4 and abs(y2 - 162) <= 4
+    assert "pw" not in repr(config) and "cam:***@" in repr(config)

@@ -40,6 +40,12 @@ def test_the_demo_files_cases_while_it_runs_and_stops_cleanly_on_sigterm(tmp_pat
             if line.startswith("case ") and " filed: " in line:
                 break
             assert time.monotonic() < deadline, "no case filed in time:\n" + "".join(lines)
+        (camera_worker,) = children(process.pid, "worker cameras")
+        os.kill(camera_worker, signal.SIGKILL)  # a camera worker dies: the supervisor starts another
+        for line in process.stdout:
+            lines.append(line)
+            if "restarting it" in line:
+                break
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=120)
     finally:
@@ -49,6 +55,7 @@ def test_the_demo_files_cases_while_it_runs_and_stops_cleanly_on_sigterm(tmp_pat
     assert process.returncode == 0, output
     assert "console and API at http://" in output
     assert "SIGTERM, stopping" in output
+    assert "cameras-0 exited with status -9; restarting it (restart 1)" in output
     assert (tmp_path / "var" / "demo-run.yaml").is_file(), "the demo's run file is there to read and edit"
     var = tmp_path / "var"
     assert StagingArea(var / "staging").pending() == [], "everything the cameras handed over was filed"
@@ -66,6 +73,23 @@ def test_the_demo_files_cases_while_it_runs_and_stops_cleanly_on_sigterm(tmp_pat
         db.close()
     health = sorted(p.stem for p in (var / "health").glob("*.json"))
     assert health == ["demo-construction-site", "demo-restaurant-street", "demo-sidewalk-stall"]
+
+
+def children(pid: int, command: str) -> list[int]:
+    """Pids of the child processes of `pid` whose command line holds `command`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and command in cmdline:
+            found.append(int(proc.name))
+    return found
 
 
 def test_a_run_file_with_a_mistyped_key_is_refused_with_its_line(tmp_path: Path, capsys) -> None:

@@ -47,11 +47,12 @@ class CasePage(BaseModel):
 class HealthCollector(Collector):
     """Prometheus metrics of every camera, from the workers' health reports."""
 
-    def __init__(self, health_dir: Path) -> None:
+    def __init__(self, health_dir: Path, cameras: set[str] | None = None) -> None:
         self.health_dir = health_dir
+        self.cameras = cameras  # a camera worker exports only its own
 
     def collect(self):  # type: ignore[no-untyped-def]
-        reports = read_health(self.health_dir)
+        reports = [h for h in read_health(self.health_dir) if self.cameras is None or h.camera_id in self.cameras]
         gauges = {
             "decode_fps": ("Frames decoded per second", lambda h: h.decode_fps),
             "detect_fps": ("Frames the engine looked at per second", lambda h: h.detect_fps),

@@ -35,7 +35,7 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
         return parser
 
     register = command("register", "register the cameras and zones of camera configs")
-    register.add_argument("--cameras", type=Path, required=True, help="camera config YAML")
+    register.add_argument("--cameras", type=Path, required=True, help="camera config or run file (YAML)")
     user = command("user", "add a user with a role")
     user.add_argument("username")
     user.add_argument("--role", required=True, choices=["officer", "legal_reviewer", "head", "engineer", "admin"])
@@ -129,17 +129,11 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def _register(book: Casebook, args: argparse.Namespace) -> int:
-    from vision.camera import load_camera_configs
+    from pipelines.settings import load_cameras, register_cameras
 
-    for camera in load_camera_configs(args.cameras):
-        location = camera.location
-        book.register_camera(
-            camera.id,
-            name=camera.name,
-            lat=location.lat if location else None,
-            lon=location.lon if location else None,
-            zones=[(zone.name, zone.rule) for zone in camera.zones],
-        )
+    cameras = load_cameras(args.cameras)
+    register_cameras(book, cameras)
+    for camera in cameras:
         print(f"registered camera {camera.id} with zones {', '.join(z.name for z in camera.zones)}")
     return 0
 

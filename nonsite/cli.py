@@ -593,11 +593,14 @@ def cmd_day(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nonsite.run import run
+    from nonsite.run import RunError, run
 
     if args.config is not None and not args.config.is_file():
         raise CommandError(f"run file {args.config} does not exist")
-    return run(args.config, duration_s=args.duration, port=args.port, verbose=args.verbose)
+    try:
+        return run(args.config, duration_s=args.duration, port=args.port, verbose=args.verbose)
+    except RunError as e:
+        raise CommandError(str(e)) from e
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

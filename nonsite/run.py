@@ -14,6 +14,8 @@ camera worker closes open events and hands them over, a task worker finishes its
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -34,8 +37,9 @@ from cases.casebook import Casebook
 from cases.db import Database
 from cases.models import Case
 from evidence.vault import Vault
-from pipelines.settings import RunConfig, Runtime, load_run_config
+from pipelines.settings import RunConfig, Runtime, load_run_config, register_cameras
 from pipelines.staging import StagingArea
+from pipelines.worker import ModelSlot
 from vision.camera import CameraConfig, CameraConfigError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,8 @@ DEMO_SCENES = (("restaurant_street", 3, "exhausts"), ("sidewalk_stall", 3, "stre
 #: decode and detect rates of the demo cameras, as a city camera is usually set up
 DEMO_FPS, DEMO_DETECT_FPS = 10.0, 5.0
 RESTART_DELAY_S = 2.0
+#: a child that dies this soon after starting, this many times in a row, stops the deployment
+CRASH_WINDOW_S, MAX_QUICK_CRASHES = 30.0, 5
 
 
 def demo_config(var: Path) -> Path:
@@ -79,10 +85,22 @@ def demo_config(var: Path) -> Path:
     return path
 
 
-def model_path(runtime: Runtime) -> Path:
+def model_slot(config: RunConfig) -> ModelSlot:
+    """The runtime's model (the shipped starter model when none is named), loaded and checked
+    against the classes every zone watches; raises `ModelLoadError` saying what is wrong."""
     from nonsite.starter import starter_model_path
 
-    return runtime.model or starter_model_path()
+    runtime = config.runtime
+    for camera in config.cameras:
+        if camera.detector is not None:
+            raise CameraConfigError(
+                f"camera {camera.id} sets its own detector, which camera workers do not support yet; "
+                "remove it to use the runtime's model"
+            )
+    classes = frozenset(c for camera in config.cameras for zone in camera.zones for c in zone.classes)
+    return ModelSlot(
+        runtime.model or starter_model_path(), conf=runtime.conf, imgsz=runtime.imgsz, required_classes=classes
+    )
 
 
 def prepare(config: RunConfig) -> None:
@@ -96,16 +114,7 @@ def prepare(config: RunConfig) -> None:
     vault = Vault(runtime.evidence_dir, runtime.keys_dir)
     db = Database(runtime.database_url)
     try:
-        book = Casebook(db, vault)
-        for camera in config.cameras:
-            location = camera.location
-            book.register_camera(
-                camera.id,
-                name=camera.name,
-                lat=location.lat if location else None,
-                lon=location.lon if location else None,
-                zones=[(z.name, z.rule) for z in camera.zones],
-            )
+        register_cameras(Casebook(db, vault), config.cameras)
     finally:
         vault.close()
         db.close()
@@ -125,6 +134,7 @@ class _Child:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    quick_crashes: int = 0
     started_at: float = field(default=0.0)
 
 
@@ -152,7 +162,8 @@ class Supervisor:
         self._stopping = threading.Event()
 
     def _start(self, child: _Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self._env)
+        # a session of its own: Ctrl-C reaches only the supervisor, which stops children in order
+        child.process = subprocess.Popen(child.argv, env=self._env, start_new_session=True)
         child.started_at = time.monotonic()
         logger.info("started %s (pid %d)", child.name, child.process.pid)
 
@@ -160,17 +171,26 @@ class Supervisor:
         for child in [*self.tasks, *self.cameras]:
             self._start(child)
 
-    def watch(self) -> None:
-        """Restart any child that died (not while stopping)."""
+    def watch(self) -> str | None:
+        """Restart any child that died (not while stopping); returns why the deployment must
+        stop when a child keeps dying as soon as it starts."""
         for child in [*self.tasks, *self.cameras]:
             if child.process is None or child.process.poll() is None or self._stopping.is_set():
                 continue
             code = child.process.returncode
-            if time.monotonic() - child.started_at < RESTART_DELAY_S:
+            lived = time.monotonic() - child.started_at
+            if lived < RESTART_DELAY_S:
                 continue
+            child.quick_crashes = child.quick_crashes + 1 if lived < CRASH_WINDOW_S else 0
+            if child.quick_crashes >= MAX_QUICK_CRASHES:
+                return f"{child.name} exited {child.quick_crashes} times within {CRASH_WINDOW_S:g} s of starting"
             child.restarts += 1
             print(f"{child.name} exited with status {code}; restarting it (restart {child.restarts})", flush=True)
             self._start(child)
+        return None
+
+    def tasks_alive(self) -> bool:
+        return any(c.process is not None and c.process.poll() is None for c in self.tasks)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Cameras first (they hand over open events), then task workers (they finish what was sent)."""
@@ -196,10 +216,14 @@ class Supervisor:
         """Give the task workers time to file what the cameras handed over last."""
         staging = StagingArea(self.config.runtime.staging_dir)
         deadline = time.monotonic() + timeout
-        while staging.pending() and time.monotonic() < deadline:
+        while staging.pending() and self.tasks_alive() and time.monotonic() < deadline:
             time.sleep(0.5)
         if staging.pending():
             print(f"{len(staging.pending())} staged violation(s) not yet filed; the next start files them")
+
+
+class RunError(Exception):
+    """The deployment cannot start or keep running; the message says why."""
 
 
 def _serve(app: FastAPI, runtime: Runtime) -> tuple[uvicorn.Server, threading.Thread]:
@@ -211,33 +235,47 @@ def _serve(app: FastAPI, runtime: Runtime) -> tuple[uvicorn.Server, threading.Th
     deadline = time.monotonic() + 10
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
+    if not server.started:
+        server.should_exit = True
+        raise RunError(f"the API cannot listen on {runtime.api_host}:{runtime.api_port} (in use? choose --port)")
     return server, thread
+
+
+@contextlib.contextmanager
+def _one_run(var: Path) -> Iterator[None]:
+    """Only one `nonsite run` per state folder: two would drive the same cameras and staging."""
+    var.mkdir(parents=True, exist_ok=True)
+    with (var / "run.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise RunError(f"another nonsite run is using {var} (its lock is {var / 'run.lock'})") from e
+        yield
 
 
 def run(config_path: Path | None, *, duration_s: float | None, port: int | None = None, verbose: int = 0) -> int:
     """The main job; returns when SIGTERM/SIGINT arrives or `duration_s` has passed."""
-    from api.app import create_app
-    from pipelines import tasks
-
     if config_path is None:
         config_path = demo_config(Runtime().var)
     config = load_run_config(config_path)
     if port is not None:
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"api_port": port})})
+    with _one_run(config.runtime.var):
+        return _run(config_path, config, duration_s=duration_s, verbose=verbose)
+
+
+def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verbose: int) -> int:
+    from api.app import create_app
+    from pipelines import tasks
+
     runtime = config.runtime
     print(f"nonsite run: {len(config.cameras)} camera(s) from {config_path}; {runtime.describe()}", flush=True)
+    model_slot(config)  # a missing or unfit model stops here, not in a restarting camera worker
     prepare(config)
     tasks.configure(runtime)
     os.environ.update(runtime.to_env())
     staging = StagingArea(runtime.staging_dir)
     db = Database(runtime.database_url, migrate=False)
-    server, api_thread = _serve(create_app(db, runtime.health_dir), runtime)
-    if server.started:
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        print(f"console and API at http://{host}:{port}/  (metrics at /metrics)", flush=True)
-    else:
-        print(f"the API could not start on {runtime.api_host}:{runtime.api_port}; running without it", flush=True)
-    supervisor = Supervisor(config_path, config, verbose=verbose)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -245,49 +283,55 @@ def run(config_path: Path | None, *, duration_s: float | None, port: int | None 
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    seen = _filed_cases(db)
+    supervisor = Supervisor(config_path, config, verbose=verbose)
+    server: uvicorn.Server | None = None
+    failure = None
     try:
+        server, api_thread = _serve(create_app(db, runtime.health_dir), runtime)
+        host, bound = server.servers[0].sockets[0].getsockname()[:2]
+        print(f"console and API at http://{host}:{bound}/  (metrics at /metrics)", flush=True)
         tasks.heal.delay()  # packages sealed but never filed, before a crash
         supervisor.start()
+        watermark = _report_new_cases(db, 0, quiet=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while not stop.wait(1.0):
-            supervisor.watch()
-            seen = _report_new_cases(db, seen)
+            failure = supervisor.watch()
+            if failure:
+                print(f"nonsite run: {failure}; stopping", flush=True)
+                break
+            watermark = _report_new_cases(db, watermark)
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"nonsite run: {duration_s:g} s passed, stopping", flush=True)
                 break
-        supervisor.stop()
-        _report_new_cases(db, seen)
     finally:
+        supervisor.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        server.should_exit = True
-        api_thread.join(5)
+        if server is not None:
+            _report_new_cases(db, watermark)
+            server.should_exit = True
+            api_thread.join(5)
         db.close()
     failed = staging.failed()
     if failed:
         print(f"{len(failed)} staged violation(s) could not be filed; see {runtime.staging_dir / 'failed'}")
+    if failure:
+        raise RunError(failure)
     return 0
 
 
-def _filed_cases(db: Database) -> set[str]:
+def _report_new_cases(db: Database, after_id: int, *, quiet: bool = False) -> int:
+    """Print each case filed since the case with id `after_id`; returns the newest id seen."""
     with db.session() as s:
-        return set(s.scalars(select(Case.number)).all())
-
-
-def _report_new_cases(db: Database, seen: set[str]) -> set[str]:
-    with db.session() as s:
-        new = s.scalars(select(Case).where(Case.number.not_in(seen)).order_by(Case.id)).all() if seen else None
-        if new is None:
-            new = s.scalars(select(Case).order_by(Case.id)).all()
-        for case in new:
+        new = s.scalars(select(Case).where(Case.id > after_id).order_by(Case.id)).all()
+        for case in [] if quiet else new:
             zone = case.zone.name if case.zone else "-"
             print(
                 f"case {case.number} filed: {case.kind} at {case.camera_id}/{zone}, "
                 f"{len(case.evidence)} sealed package(s), {case.state}",
                 flush=True,
             )
-        return seen | {c.number for c in new}
+        return max([after_id, *(c.id for c in new)])
 
 
 # --- workers ------------------------------------------------------------------------
@@ -305,7 +349,7 @@ def _stop_on_sigterm(stop: threading.Event) -> None:
 def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metrics_port: int | None) -> int:
     """Watch the configured cameras (or `only` those) until SIGTERM."""
     from pipelines import tasks
-    from pipelines.worker import CameraWorker, ModelSlot
+    from pipelines.worker import CameraWorker
 
     config = load_run_config(config_path)
     runtime = config.runtime
@@ -314,7 +358,7 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
     if unknown:
         raise CameraConfigError(f"{config_path} has no camera {', '.join(unknown)}", path=config_path)
     tasks.configure(runtime)
-    slot = ModelSlot(model_path(runtime))
+    slot = model_slot(config)
     worker = CameraWorker(
         cameras,
         slot,
@@ -331,7 +375,7 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
         from api.app import HealthCollector
 
         registry = CollectorRegistry()
-        registry.register(HealthCollector(runtime.health_dir))
+        registry.register(HealthCollector(runtime.health_dir, cameras={c.id for c in cameras}))
         start_http_server(metrics_port, registry=registry)
     stop = threading.Event()
     _stop_on_sigterm(stop)
@@ -347,7 +391,12 @@ def task_worker(config_path: Path | None, *, name: str, concurrency: int = 1) ->
     """A Celery worker for the runtime's broker; SIGTERM is Celery's warm shutdown."""
     from pipelines import tasks
 
-    runtime = load_run_config(config_path).runtime if config_path is not None else Runtime.from_env()
+    if config_path is not None:
+        config = load_run_config(config_path)
+        runtime = config.runtime
+        prepare(config)  # the cameras this worker files for are registered, whichever machine it is on
+    else:
+        runtime = Runtime.from_env()
     os.environ.update(runtime.to_env())
     app = tasks.configure(runtime)
     pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"--concurrency={concurrency}"]

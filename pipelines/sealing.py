@@ -91,7 +91,11 @@ def _annotated(image: np.ndarray, record: dict[str, Any], camera: CameraConfig, 
     out = image.copy()
     zone = next((z for z in camera.zones if z.name == record["zone"]), None)
     if zone is not None:
-        cv2.polylines(out, [np.asarray(zone.polygon, np.int32)], True, (0, 255, 255), 1, cv2.LINE_AA)
+        polygon = np.asarray(zone.polygon, np.float64)
+        detect = record.get("detect_stream")  # zones are drawn in the detect frames' pixels
+        if detect:
+            polygon *= (out.shape[1] / detect["width"], out.shape[0] / detect["height"])
+        cv2.polylines(out, [polygon.round().astype(np.int32)], True, (0, 255, 255), 1, cv2.LINE_AA)
     x1, y1, x2, y2 = (round(v) for v in record["bbox"])
     cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), 2, cv2.LINE_AA)
     caption = f"{camera.id}  {at.strftime('%Y-%m-%d %H:%M:%S')} UTC  {record['kind']} @ {record['zone']}"
@@ -113,23 +117,36 @@ def keyframe_files(
 
 
 def violation_package(
-    frames: dict[int, np.ndarray], record: dict[str, Any], camera: CameraConfig, fps: float, clock_source: str
+    frames: dict[int, np.ndarray],
+    record: dict[str, Any],
+    camera: CameraConfig,
+    fps: float,
+    clock_source: str,
+    *,
+    times: dict[int, datetime] | None = None,
 ) -> tuple[dict[str, Any], list[PackageFile]]:
-    """The finding and files of one closed violation record (`Violation.to_record()`).
+    """The finding and files of one violation record (`Violation.to_record()`).
 
     `frames` holds the frames of the record's clip span that could be had, keyed by frame
     index (a recorded video gives all of them; a live camera's ring buffer may miss the
     middle of a long event); the clip is those frames in order and `capture.clip_frames`
-    names them exactly. A keyframe that is missing is left out.
+    names them exactly. `times` are the frames' capture times where they are known (a live
+    camera): keyframes are stamped with them and the clip plays at the rate they were
+    captured; otherwise times follow from `fps`. A keyframe that is missing is left out.
     """
     if not frames:
         raise SealingError(f"{camera.id}: violation at {record['started_at']} has no frames to seal")
     indices = sorted(frames)
     started = datetime.fromisoformat(record["started_at"])
-    files = [PackageFile("clip.mp4", encode_h264_clip([frames[i] for i in indices], fps), "video/mp4", "clip")]
+    clip_fps = fps
+    if times and len(indices) > 1:
+        span = (times[indices[-1]] - times[indices[0]]).total_seconds()
+        if span > 0:
+            clip_fps = min(120.0, max(0.5, (len(indices) - 1) / span))
+    files = [PackageFile("clip.mp4", encode_h264_clip([frames[i] for i in indices], clip_fps), "video/mp4", "clip")]
     for k in record["keyframes"]:
         if k in frames:
-            at = started + timedelta(seconds=(k - record["start_frame"]) / fps)
+            at = times[k] if times and k in times else started + timedelta(seconds=(k - record["start_frame"]) / fps)
             files += keyframe_files(k, frames[k], record, camera, at)
     location = camera.location.model_dump(mode="json") if camera.location else {}
     contiguous = indices[-1] - indices[0] + 1 == len(indices)
@@ -141,7 +158,7 @@ def violation_package(
             "ended_at": record["ended_at"],
             "clock_source": clock_source,
             "clip_frames": [indices[0], indices[-1]] if contiguous else indices,
-            "fps": fps,
+            "fps": round(clip_fps, 3),
         },
         "violation": {k: v for k, v in record.items() if k not in ("rule", "model_id")},
         "model": {"sha256": record["model_id"]},

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cases.casebook import Casebook
 from cases.db import database_url
-from vision.camera import CameraConfig, load_config, mask_credentials
+from vision.camera import CameraConfig, CamerasFile, load_camera_configs, load_config, mask_credentials
 
 #: the environment variable that carries a whole `Runtime` to child processes
 RUNTIME_ENV = "NONSITE_RUNTIME"
@@ -37,6 +40,16 @@ class Runtime(_Strict):
     var: Path = Field(default=Path("var"), title="State folder", description="Folder for everything local.")
     model: Path | None = Field(
         default=None, title="Model", description="ONNX detection model; the shipped starter model when omitted."
+    )
+    conf: float | None = Field(
+        default=None, gt=0.0, lt=1.0, title="Confidence", description="Minimum detection score; the model's default."
+    )
+    imgsz: int | None = Field(
+        default=None,
+        ge=32,
+        le=4096,
+        title="Model input size",
+        description="Side the frames are letterboxed into for a model with a dynamic input; smaller runs faster.",
     )
     database: str | None = Field(
         default=None,
@@ -139,14 +152,36 @@ class RunConfig(_Strict):
         title="Cameras", min_length=1, max_length=4096, description="The cameras, each with a unique id."
     )
 
+    _unique_ids = field_validator("cameras")(CamerasFile._unique_ids.__func__)  # type: ignore[attr-defined]
+
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a run file; raises `vision.camera.CameraConfigError` naming each problem and its line."""
-    config = load_config(path, RunConfig, what="run configuration", extra_models=(Runtime,))
-    ids = [c.id for c in config.cameras]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        from vision.camera import CameraConfigError
+    return load_config(path, RunConfig, what="run configuration", extra_models=(Runtime,))
 
-        raise CameraConfigError(f"{path}: camera ids must be unique, but {', '.join(duplicates)} appear twice")
-    return config
+
+def load_cameras(path: str | Path) -> list[CameraConfig]:
+    """The cameras of a camera file or of a run file (one with a `runtime:` section)."""
+    try:
+        head = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        head = None  # the strict loader says what is wrong
+    if isinstance(head, dict) and "runtime" in head:
+        return list(load_run_config(path).cameras)
+    return load_camera_configs(path)
+
+
+def register_cameras(book: Casebook, cameras: Iterable[CameraConfig]) -> list[str]:
+    """Register each camera and its zones with the casebook (idempotent); returns their ids."""
+    ids = []
+    for camera in cameras:
+        location = camera.location
+        book.register_camera(
+            camera.id,
+            name=camera.name,
+            lat=location.lat if location else None,
+            lon=location.lon if location else None,
+            zones=[(zone.name, zone.rule) for zone in camera.zones],
+        )
+        ids.append(camera.id)
+    return ids

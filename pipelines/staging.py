@@ -15,6 +15,8 @@ still pending after a crash or a broker outage is sent again by `sweep`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _FINDING = "finding.json"
 _FILES = "files.json"
+_SENT = ".sent"
+_ATTEMPTS = ".attempts"
 
 
 class StagingError(Exception):
@@ -78,8 +82,11 @@ class StagingArea:
             (tmp / _FINDING).write_text(json.dumps(finding, ensure_ascii=False), encoding="utf-8")
             _fsync_tree(tmp)
             os.rename(tmp, target)
-        except FileExistsError:  # another stager won the race with the same content
+        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # another stager won the race with the same content
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -117,8 +124,11 @@ class StagingArea:
         nothing of it is deleted."""
         source = self.root / "pending" / item_id
         target = self.root / "failed" / item_id
-        if source.is_dir() and not target.exists():
-            os.rename(source, target)
+        if source.is_dir():
+            if target.exists():  # set aside before: same id, same content
+                shutil.rmtree(source, ignore_errors=True)
+            else:
+                os.rename(source, target)
         target.mkdir(parents=True, exist_ok=True)
         (target / "reason.txt").write_text(reason + "\n", encoding="utf-8")
 
@@ -136,11 +146,42 @@ class StagingArea:
         result: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
         return result
 
-    def pending(self, older_than_s: float = 0.0) -> list[str]:
-        """Ids of items not yet filed, oldest first (those staged within `older_than_s` left out)."""
+    def mark_sent(self, item_id: str) -> None:
+        """Note that the item's id was just sent to the task queue (the sweep waits from there)."""
+        with contextlib.suppress(FileNotFoundError):  # filed meanwhile
+            (self.root / "pending" / item_id / _SENT).touch()
+
+    def record_attempt(self, item_id: str) -> int:
+        """Count one failed attempt to file the item; returns how many there have been."""
+        path = self.root / "pending" / item_id / _ATTEMPTS
+        try:
+            count = int(path.read_text()) + 1 if path.is_file() else 1
+            path.write_text(str(count))
+        except (OSError, ValueError):
+            return 1
+        return count
+
+    def pending(self, older_than_s: float = 0.0, *, cameras: set[str] | None = None) -> list[str]:
+        """Ids of items not yet filed and not sent within `older_than_s`, oldest first; only
+        those of `cameras` when given."""
         cutoff = time.time() - older_than_s
-        items = [(p.stat().st_mtime, p.name) for p in (self.root / "pending").iterdir() if p.is_dir()]
-        return [name for mtime, name in sorted(items) if mtime <= cutoff]
+        items = []
+        for folder in (self.root / "pending").iterdir():
+            try:
+                sent = folder / _SENT
+                last = sent.stat().st_mtime if sent.exists() else folder.stat().st_mtime
+                if cameras is not None:
+                    finding = json.loads((folder / _FINDING).read_text(encoding="utf-8"))
+                    if finding.get("device", {}).get("id") not in cameras:
+                        continue
+            except (FileNotFoundError, NotADirectoryError):  # filed while this looked
+                continue
+            except (OSError, ValueError) as e:
+                logger.warning("staged item %s cannot be read: %s", folder.name, e)
+                continue
+            if last <= cutoff:
+                items.append((last, folder.name))
+        return [name for _, name in sorted(items)]
 
 
 def _fsync_tree(folder: Path) -> None:

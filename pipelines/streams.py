@@ -258,6 +258,8 @@ class LiveSource:
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return
+        if timeout <= 0:  # asked not to wait
+            return
         thread.join(timeout)
         if thread.is_alive():
             logger.warning("%s: reader thread still busy %.1f s after stop(); it exits on its own", self, timeout)

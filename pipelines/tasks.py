@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
@@ -113,8 +114,14 @@ def _pause_at(step: str) -> None:
         time.sleep(float(seconds))
 
 
+#: failed attempts after which a staged item is set aside for a person instead of sent again
+MAX_ATTEMPTS = 5
+
+
 class _Retrying(Task):
-    autoretry_for = (OperationalError, OSError)
+    """Retried while the database or the broker is unreachable; any other error is the item's."""
+
+    autoretry_for = (OperationalError, ConnectionError, TimeoutError)
     retry_backoff = True
     retry_backoff_max = 60
     retry_jitter = True
@@ -137,20 +144,31 @@ def seal_and_file(item_id: str) -> dict[str, Any]:
         if s.staging.is_pending(item_id):  # damaged: set aside for a person, never deleted
             s.staging.fail(item_id, str(e))
         return {"item": item_id, "error": str(e)}
-    logged = s.vault.seal(item.finding, item.files)
-    _pause_at("after_seal")
     try:
+        logged = s.vault.seal(item.finding, item.files)
+        _pause_at("after_seal")
         filed = s.book.file_package(logged.package.package_id)
-    except FilingError as e:  # an unknown camera: keep the sealed package for `nonsite cases heal`
-        logger.error("sealed %s but cannot file it: %s", logged.package.package_id, e)
+    except FilingError as e:  # an unknown camera: the sealed package waits for `nonsite cases heal`
+        logger.error("staged item %s cannot be filed: %s", item_id[:12], e)
         s.staging.fail(item_id, str(e))
-        return {"item": item_id, "package": logged.package.package_id, "error": str(e)}
+        return {"item": item_id, "error": str(e)}
+    except _Retrying.autoretry_for:
+        raise
+    except Exception as e:  # a poison item: a few more tries (a later sweep), then set aside
+        attempts = s.staging.record_attempt(item_id)
+        if attempts >= MAX_ATTEMPTS:
+            logger.exception("staged item %s failed %d times; set aside", item_id[:12], attempts)
+            s.staging.fail(item_id, f"failed {attempts} times, last: {e!r}")
+            return {"item": item_id, "error": repr(e)}
+        raise
     outcome = {
         "item": item_id,
+        "camera": item.finding["device"]["id"],
         "package": logged.package.package_id,
         "leaf_index": logged.leaf_index,
         "case": filed.case_number,
         "created": filed.created,
+        "filed_at": datetime.now(UTC).isoformat(),
     }
     s.staging.mark_done(item_id, outcome)
     logger.info("filed %s as case %s", logged.package.package_id[:12], filed.case_number)

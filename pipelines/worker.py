@@ -7,9 +7,10 @@ time with the ring buffer's frames of its clip, to a staging thread that encodes
 evidence and stages it: when it is confirmed (its clip ends at the confirming frame, so
 the case is filed while the violation goes on) and when it ends (its clip runs to the
 post-roll; the case gains that package). A dispatch thread then sends each staged id to
-the task queue. Neither of those
-can stall a camera: they have their own threads and queues. Frames never leave the
-process; what leaves is a staged item's id.
+the task queue. Neither can stall a camera: they have their own threads and queues.
+Frames never leave the process; what leaves is a staged item's id. One bad frame, a
+change of resolution or an error in staging is logged and counted; it never stops a
+camera or the worker.
 
 Health (decode and detect rates, lag, gated fraction, reconnects, tampering) is reported
 as `CameraHealth` to a callback (the worker writes it to the health folder, which the API
@@ -25,23 +26,25 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pipelines.sealing import SealingError, violation_package
+from pipelines.sealing import violation_package
 from pipelines.staging import StagingArea
 from pipelines.streams import LiveSource, StreamEvent, StreamEventKind
 from vision.camera import CameraConfig
 from vision.detectors import Detector, create_detector
 from vision.detectors.onnx import sniff_backend
 from vision.engine import Engine
+from vision.errors import ModelLoadError
 from vision.tamper import TamperDetector, TamperEvent
 from vision.types import Frame, Violation
 
@@ -49,8 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: most violations waiting for their post-roll or for staging before a camera drops the oldest
 MAX_WAITING = 64
-#: longest a closed violation waits for its post-roll frames
-POST_ROLL_WAIT_S = 15.0
+#: how much longer than its post-roll a closed violation waits for the post-roll's frames
+POST_ROLL_MARGIN_S = 5.0
+#: farthest in time an evidence frame may be from the detect frame it stands for
+MATCH_WITHIN_S = 1.0
 #: how often staged items whose message was lost are sent again
 SWEEP_EVERY_S = 60.0
 
@@ -85,9 +90,12 @@ class CameraHealth(BaseModel):
     violations: int = 0
     staged: int = 0
     tamper: list[str] = Field(default_factory=list)
+    errors: int = Field(default=0, description="Frames the engine failed on (logged; the camera goes on).")
+    evidence: str | None = Field(default=None, description="State of the full-resolution evidence stream, if any.")
     model_sha256: str = ""
     last_frame_at: datetime | None = None
     updated_at: datetime
+    interval_s: float = Field(default=2.0, description="How often the worker reports; older reports are stale.")
     events: list[HealthEvent] = Field(default_factory=list, description="The latest events, newest last.")
 
 
@@ -95,8 +103,9 @@ class RingBuffer:
     """The last `seconds` of decoded frames of one camera, by frame index; safe across threads
     (a camera's evidence stream fills it from its own thread)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_frames: int) -> None:
         self.seconds = seconds
+        self.max_frames = max_frames  # a stream running faster than configured cannot grow it
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -104,6 +113,8 @@ class RingBuffer:
         horizon = frame.captured_at.timestamp() - self.seconds
         with self._lock:
             self._frames[frame.index] = frame
+            while len(self._frames) > self.max_frames:
+                self._frames.popitem(last=False)
             while self._frames:
                 oldest = next(iter(self._frames.values()))
                 if oldest.captured_at.timestamp() >= horizon:
@@ -122,15 +133,33 @@ class RingBuffer:
 
 
 class ModelSlot:
-    """The model the cameras run, reloaded when its file changes (a promotion)."""
+    """The model the cameras run, reloaded when its file changes (a promotion).
 
-    def __init__(self, path: Path, *, conf: float | None = None, intra_op_threads: int = 1) -> None:
+    A promoted file is loaded beside the running model and swapped in only if it loads and
+    knows every class the cameras' zones watch; otherwise the running model stays and the
+    refusal is logged and counted.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        conf: float | None = None,
+        imgsz: int | None = None,
+        intra_op_threads: int = 1,
+        required_classes: frozenset[str] = frozenset(),
+    ) -> None:
         self.path = Path(path)
-        self._conf, self._threads = conf, intra_op_threads
+        self._conf, self._imgsz, self._threads = conf, imgsz, intra_op_threads
+        self.required_classes = required_classes
         self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
+        try:
+            self._stamp = self._file_stamp()
+        except OSError as e:
+            raise ModelLoadError(f"model {self.path} cannot be read: {e.strerror or e}") from e
         self.detector = self._load()
         self.swaps = 0
+        self.rejected = 0
 
     def _file_stamp(self) -> tuple[int, int, int]:
         st = os.stat(self.path)
@@ -145,13 +174,19 @@ class ModelSlot:
         }
         if self._conf is not None:
             config["conf"] = self._conf
-        return create_detector(config)
+        if self._imgsz is not None:
+            config["imgsz"] = self._imgsz
+        detector = create_detector(config)
+        missing = sorted(self.required_classes - set(detector.names))
+        if missing:
+            raise ModelLoadError(
+                f"model {self.path} does not know the classes {', '.join(missing)} that the zones watch "
+                f"(it knows {', '.join(detector.names)})"
+            )
+        return detector
 
     def check(self) -> bool:
-        """Load the file again if it changed; True when a new model was swapped in.
-
-        A file that is not a usable model leaves the running one in place (and says why).
-        """
+        """Load the file again if it changed; True when a new model was swapped in."""
         try:
             stamp = self._file_stamp()
         except OSError as e:
@@ -163,7 +198,8 @@ class ModelSlot:
         try:
             detector = self._load()
         except Exception as e:  # a half-copied or wrong file must never stop the cameras
-            logger.error("model %s changed but cannot be loaded (%s); keeping the running model", self.path, e)
+            self.rejected += 1
+            logger.error("model %s changed but is refused (%s); keeping the running model", self.path, e)
             return False
         with self._lock:
             old, self.detector = self.detector, detector
@@ -199,7 +235,15 @@ class _Rates:
 
 
 class CameraRunner:
-    """One camera inside a worker: source -> ring buffer -> engine -> staged violations."""
+    """One camera inside a worker: source -> ring buffer -> engine -> staged violations.
+
+    Frames are counted again at the decode rate (a source's own index also counts frames it
+    skipped), which is the unit of the engine's frame indices and of the clips. The ring
+    buffer holds the frames evidence is cut from: the camera's own frames, or those of its
+    full-resolution stream when it has one. When the engine looks at other frames than the
+    ring holds (a substream, or frames resized to `detect_size`), a violation's frame
+    indices and boxes are carried over to the evidence frames by capture time.
+    """
 
     def __init__(
         self,
@@ -212,18 +256,22 @@ class CameraRunner:
         source: LiveSource | None = None,
         replay_loop: bool = True,
         on_violation: Callable[[Violation, Frame], None] | None = None,
+        health_interval_s: float = 2.0,
     ) -> None:
         self.camera = camera
         self.slot = slot
         self._stage = stage
         self.worker_name = worker_name
+        self.health_interval_s = health_interval_s
         self.fps = camera.fps
         self.detect_fps = camera.detect_fps or camera.fps
-        self.ring = RingBuffer(max(ring_s, camera.rules.pre_roll_s + 1.0))
+        seconds = max(ring_s, camera.rules.pre_roll_s + 1.0)
+        self.ring = RingBuffer(seconds, max_frames=int(seconds * camera.fps * 1.5) + 8)
         self.source = source or LiveSource(
             camera.source, source_id=camera.id, fps=camera.fps, replay_loop=replay_loop, on_event=self._stream_event
         )
-        # a camera with a full-resolution stream beside its detect stream: evidence comes from it
+        # a camera with a full-resolution stream beside its detect stream: evidence comes from it,
+        # and from the detect frames (kept in a second ring) while it is down
         self.evidence_source = (
             LiveSource(
                 camera.evidence_source,
@@ -235,7 +283,13 @@ class CameraRunner:
             if camera.evidence_source
             else None
         )
+        self.detect_ring = (
+            RingBuffer(seconds, max_frames=int(seconds * camera.fps * 1.5) + 8) if self.evidence_source else None
+        )
+        self._resize = (camera.detect_size.width, camera.detect_size.height) if camera.detect_size else None
+        self._mapped = self.evidence_source is not None or self._resize is not None
         self._detect_hw: tuple[int, int] | None = None
+        self._detect_times: OrderedDict[int, float] = OrderedDict()
         self._decoded = 0
         self._evidence_decoded = 0
         self.engine = Engine(camera, slot.detector, fps=camera.fps)
@@ -250,6 +304,8 @@ class CameraRunner:
         self._decode_rate, self._detect_rate = _Rates(), _Rates()
         self._lag = 0.0
         self._staged = 0
+        self._errors = 0
+        self._last_error_log = -float("inf")
         self._stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
@@ -270,20 +326,22 @@ class CameraRunner:
     def _tamper_event(self, event: TamperEvent) -> None:
         self._event(f"tamper:{event.kind.value}", active=event.active, detail=event.detail, at=event.at)
 
+    @staticmethod
+    def _stream_state(source: LiveSource) -> str:
+        stats = source.stats
+        if not stats.connected:
+            return "reconnecting" if stats.reconnects or stats.frames else "starting"
+        return "frozen" if stats.frozen else "live"
+
     def health(self) -> CameraHealth:
         stats = self.source.stats
         now = time.monotonic()
         tamper = sorted(k.value for k in self.tamper.active)
+        state = self._stream_state(self.source)
         if not self.thread.is_alive():
             state = "stopped"
-        elif not stats.connected:
-            state = "reconnecting" if stats.reconnects or stats.frames else "starting"
-        elif stats.frozen:
-            state = "frozen"
-        elif tamper:
+        elif state == "live" and tamper:
             state = "tampered"
-        else:
-            state = "live"
         with self._events_lock:
             events = list(self._events)
         return CameraHealth(
@@ -304,9 +362,12 @@ class CameraRunner:
             violations=self.engine.stats.violations_closed,
             staged=self._staged,
             tamper=tamper,
+            errors=self._errors,
+            evidence=self._stream_state(self.evidence_source) if self.evidence_source else None,
             model_sha256=self.engine.detector.info.sha256,
             last_frame_at=stats.last_frame_at,
             updated_at=datetime.now(UTC),
+            interval_s=self.health_interval_s,
             events=events,
         )
 
@@ -320,11 +381,15 @@ class CameraRunner:
         self.thread.start()
 
     def stop(self) -> None:
-        """Stop reading; violations still open are closed at the last frame and staged."""
+        """Ask the camera to stop, without waiting (`join` waits); violations still open are
+        closed at the last frame and staged."""
         self._stopping.set()
-        self.source.stop()
+        self.source.stop(timeout=0.0)
         if self.evidence_source is not None:
-            self.evidence_source.stop()
+            self.evidence_source.stop(timeout=0.0)
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
 
     def _fill_ring(self) -> None:
         assert self.evidence_source is not None
@@ -336,43 +401,55 @@ class CameraRunner:
             elif self.evidence_source.ended:
                 return
 
-    def join(self, timeout: float | None = None) -> None:
-        self.thread.join(timeout)
-
     def _run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                frame = self.source.read(timeout=0.5)
-                if frame is None:
-                    if self.source.ended:
-                        break
-                    self._flush_waiting(force=False)
-                    continue
+        while not self._stopping.is_set():
+            frame = self.source.read(timeout=0.5)
+            if frame is None:
+                if self.source.ended:
+                    break
+                self._flush_waiting(force=False)
+                continue
+            try:
                 self._step(frame)
-            for violation in self.engine.finish():
-                self._closed(violation, None)
-            self._flush_waiting(force=True)
-        except Exception:  # a camera thread must say why it died; the worker reports it stopped
-            logger.exception("camera %s stopped on an error", self.camera.id)
-            raise
+            except Exception:  # one bad frame never stops a camera; a steady stream of them shows in health
+                self._errors += 1
+                if time.monotonic() - self._last_error_log > 60.0:
+                    self._last_error_log = time.monotonic()
+                    logger.exception(
+                        "camera %s: frame %d failed (%d so far)", self.camera.id, frame.index, self._errors
+                    )
+        for violation in self.engine.finish():
+            self._closed(violation, None)
+        self._flush_waiting(force=True)
 
     def _step(self, frame: Frame) -> None:
         now = time.monotonic()
         self._decode_rate.tick(now)
-        # count frames at the decode rate, the unit the engine's fps and the clip's fps are in
-        # (a source's own index counts the frames it skipped too)
         frame = replace(frame, index=self._decoded)
         self._decoded += 1
-        self._detect_hw = frame.image.shape[:2]
         if self.evidence_source is None:
             self.ring.add(frame)
+        elif self.detect_ring is not None:
+            self.detect_ring.add(frame)
+        if self._resize is not None and frame.image.shape[1::-1] != self._resize:
+            frame = replace(frame, image=cv2.resize(frame.image, self._resize, interpolation=cv2.INTER_AREA))
+        hw = (frame.image.shape[0], frame.image.shape[1])
+        if self._detect_hw is not None and hw != self._detect_hw:
+            self._restart_engine(
+                f"frame size changed from {self._detect_hw[1]}x{self._detect_hw[0]} to {hw[1]}x{hw[0]}"
+            )
+        self._detect_hw = hw
         detector = self.slot.detector
         if detector is not self.engine.detector:  # a promoted model, swapped between two frames
             self.engine.detector = detector
-        at = frame.captured_at.timestamp()
-        if at >= self._next_detect:
-            self._next_detect = max(self._next_detect + 1.0 / self.detect_fps, at - 0.5 / self.detect_fps)
+        # the detect rate is kept on the monotonic clock: a wall clock stepped back must not stop detection
+        if now >= self._next_detect:
+            self._next_detect = max(self._next_detect + 1.0 / self.detect_fps, now - 0.5 / self.detect_fps)
             self._detect_rate.tick(now)
+            at = frame.captured_at.timestamp()
+            self._detect_times[frame.index] = at
+            while len(self._detect_times) > self.ring.max_frames:
+                self._detect_times.popitem(last=False)
             for event in self.tamper.update(frame.image, frame.captured_at):
                 self._tamper_event(event)
             for violation in self.engine.process(frame).violations:
@@ -382,8 +459,16 @@ class CameraRunner:
                     self._opened(violation)
                     if self._on_violation is not None:
                         self._on_violation(violation, frame)
-        self._lag = max(0.0, datetime.now(UTC).timestamp() - at)
+        self._lag = max(0.0, datetime.now(UTC).timestamp() - frame.captured_at.timestamp())
         self._flush_waiting(force=False)
+
+    def _restart_engine(self, why: str) -> None:
+        """The camera's picture changed shape: close what is open, start the engine and tamper checks afresh."""
+        self._event("resolution_changed", detail=why)
+        for violation in self.engine.finish():
+            self._closed(violation, None)
+        self.engine = Engine(self.camera, self.slot.detector, fps=self.camera.fps)
+        self.tamper = TamperDetector(self.camera.tamper)
 
     def _key(self, violation: Violation) -> tuple[str, tuple[int, ...]]:
         return (violation.zone, violation.track_ids)
@@ -412,7 +497,8 @@ class CameraRunner:
         first, last = self._clip_window(violation)
         frames = self._pinned.pop(self._key(violation), {})
         frames.update(self.ring.between(first, last))
-        self._waiting.append(_Waiting(violation.to_record(), frames, last, time.monotonic() + POST_ROLL_WAIT_S))
+        deadline = time.monotonic() + max(0.0, last - time.time()) + POST_ROLL_MARGIN_S
+        self._waiting.append(_Waiting(violation.to_record(), frames, last, deadline))
         if len(self._waiting) > MAX_WAITING:
             dropped = self._waiting.pop(0)
             logger.error("camera %s: too many violations waiting; staging the oldest now", self.camera.id)
@@ -434,25 +520,34 @@ class CameraRunner:
 
     def _hand_over(self, waiting: _Waiting) -> None:
         record, frames = waiting.record, waiting.frames
-        if self.evidence_source is not None and frames:
+        if self._mapped and frames:
             record = self._in_evidence_frames(record, frames)
+        elif self.detect_ring is not None:  # the evidence stream gave nothing: the detect frames stand in
+            started = datetime.fromisoformat(record["started_at"]).timestamp()
+            frames = self.detect_ring.between(started - self.camera.rules.pre_roll_s, waiting.until)
+            record = {**record, "evidence_stream": "unavailable; frames of the detect stream"}
+            logger.warning("camera %s: evidence stream has no frames of %s; sealing the detect stream's",
+                           self.camera.id, record["started_at"])  # fmt: skip
         self._stage(self.camera, record, frames, self.fps)
         self._staged += 1
 
     def _in_evidence_frames(self, record: dict[str, Any], frames: dict[int, Frame]) -> dict[str, Any]:
-        """The record with frame indices and boxes of the evidence stream instead of the detect stream.
+        """The record with frame indices and boxes of the evidence frames instead of the detect frames.
 
-        Frames are matched by capture time (the frame nearest in time), boxes scaled by the
-        ratio of the two streams' sizes.
+        A detect frame's capture time comes from the engine's own record of it; the evidence
+        frame nearest in time stands for it. A keyframe with no evidence frame within
+        `MATCH_WITHIN_S` is left out rather than shown at the wrong moment. Boxes and the
+        zone are scaled by the ratio of the two frame sizes.
         """
         indices = sorted(frames)
         times = np.array([frames[i].captured_at.timestamp() for i in indices])
         started = datetime.fromisoformat(record["started_at"]).timestamp()
         start = record["start_frame"]
 
-        def nearest(index: int) -> int:
-            at = started + (index - start) / self.fps
-            return indices[int(np.argmin(np.abs(times - at)))]
+        def nearest(index: int) -> tuple[int, float]:
+            at = self._detect_times.get(index, started + (index - start) / self.fps)
+            k = int(np.argmin(np.abs(times - at)))
+            return indices[k], float(abs(times[k] - at))
 
         eh, ew = frames[indices[0]].image.shape[:2]
         dh, dw = self._detect_hw or (eh, ew)
@@ -461,15 +556,16 @@ class CameraRunner:
         def scaled(box: list[float]) -> list[float]:
             return [round(box[0] * sx, 1), round(box[1] * sy, 1), round(box[2] * sx, 1), round(box[3] * sy, 1)]
 
+        keyframes = sorted({i for i, gap in map(nearest, record["keyframes"]) if gap <= MATCH_WITHIN_S})
         return {
             **record,
-            "start_frame": nearest(start),
-            "end_frame": nearest(record["end_frame"]),
-            "confirmed_frame": nearest(record["confirmed_frame"]),
-            "keyframes": sorted({nearest(k) for k in record["keyframes"]}),
+            "start_frame": nearest(start)[0],
+            "end_frame": nearest(record["end_frame"])[0],
+            "confirmed_frame": nearest(record["confirmed_frame"])[0],
+            "keyframes": keyframes,
             "clip_span": [indices[0], indices[-1]],
             "bbox": scaled(record["bbox"]),
-            "boxes": [{**b, "frame": nearest(b["frame"]), "xyxy": scaled(b["xyxy"])} for b in record["boxes"]],
+            "boxes": [{**b, "frame": nearest(b["frame"])[0], "xyxy": scaled(b["xyxy"])} for b in record["boxes"]],
             "detect_stream": {"width": dw, "height": dh},
         }
 
@@ -508,6 +604,7 @@ class CameraWorker:
                 source=(sources or {}).get(camera.id),
                 replay_loop=replay_loop,
                 on_violation=on_violation,
+                health_interval_s=health_interval_s,
             )
             for camera in cameras
         ]
@@ -519,7 +616,7 @@ class CameraWorker:
             threading.Thread(target=self._sender, name="dispatch", daemon=True),
             threading.Thread(target=self._housekeeping, name="health", daemon=True),
         ]
-        self.sent: list[str] = []
+        self.sent: deque[str] = deque(maxlen=1000)  # the latest ids sent, for health and tests
 
     def start(self) -> None:
         self.sweep(older_than_s=0.0)  # what an earlier run staged but did not get filed
@@ -556,18 +653,20 @@ class CameraWorker:
     def _stager(self) -> None:
         while (job := self._to_stage.get()) is not None:
             camera, record, frames, fps = job
-            images: dict[int, np.ndarray] = {i: f.image for i, f in frames.items()}
+            images = {i: f.image for i, f in frames.items()}
+            times = {i: f.captured_at for i, f in frames.items()}
             try:
-                finding, files = violation_package(images, record, camera, fps, frames_clock(frames))
+                finding, files = violation_package(images, record, camera, fps, frames_clock(frames), times=times)
                 item_id = self.staging.stage(finding, files)
-            except (SealingError, OSError) as e:
-                logger.error("camera %s: cannot stage the violation at %s: %s", camera.id, record["started_at"], e)
+            except Exception:  # staging must go on for the next violation; this one is in the log
+                logger.exception("camera %s: cannot stage the violation at %s", camera.id, record["started_at"])
                 continue
             self._to_send.put(item_id)
 
     def _sender(self) -> None:
         while (item_id := self._to_send.get()) is not None:
             try:
+                self.staging.mark_sent(item_id)
                 self._dispatch(item_id)
                 self.sent.append(item_id)
             except Exception as e:  # the broker is down: the item stays pending and the sweep sends it
@@ -576,16 +675,21 @@ class CameraWorker:
     def _housekeeping(self) -> None:
         next_sweep = time.monotonic() + SWEEP_EVERY_S
         while not self._stop.wait(self.health_interval_s):
-            self.slot.check()
-            self.write_health()
-            if time.monotonic() >= next_sweep:
-                self.sweep()
-                next_sweep = time.monotonic() + SWEEP_EVERY_S
+            try:
+                self.slot.check()
+                self.write_health()
+                if time.monotonic() >= next_sweep:
+                    self.sweep()
+                    next_sweep = time.monotonic() + SWEEP_EVERY_S
+            except Exception:  # health and sweeps go on; the cause is in the log
+                logger.exception("%s: housekeeping failed", self.name)
 
     def sweep(self, older_than_s: float = SWEEP_EVERY_S) -> int:
-        """Send again every staged item still pending after `older_than_s` (its message was lost:
-        the broker was down, or died with it); filing is idempotent, so a slow one is harmless."""
-        pending = self.staging.pending(older_than_s)
+        """Send again this worker's staged items not sent for `older_than_s` and still pending
+        (their message was lost: the broker was down, or died with it); filing is idempotent,
+        so one that was merely slow is harmless."""
+        cameras = {r.camera.id for r in self.runners}
+        pending = self.staging.pending(older_than_s, cameras=cameras)
         for item_id in pending:
             self._to_send.put(item_id)
         if pending:
@@ -612,11 +716,21 @@ def frames_clock(frames: dict[int, Frame]) -> str:
 
 
 def read_health(health_dir: Path) -> list[CameraHealth]:
-    """Every camera's last health report in `health_dir`; unreadable reports are skipped."""
+    """Every camera's last health report in `health_dir`; unreadable reports are skipped.
+
+    A report its worker has not renewed for three of its intervals (the worker died, or its
+    machine did) reads as state `stale`, whatever it last said.
+    """
     reports = []
+    now = datetime.now(UTC)
     for path in sorted(health_dir.glob("*.json")) if health_dir.is_dir() else []:
         try:
-            reports.append(CameraHealth.model_validate_json(path.read_text(encoding="utf-8")))
+            report = CameraHealth.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             logger.warning("skipping health report %s: %s", path, e)
+            continue
+        age = (now - report.updated_at).total_seconds()
+        if report.state != "stopped" and age > 3 * report.interval_s + 1.0:
+            report = report.model_copy(update={"state": "stale"})
+        reports.append(report)
     return reports

@@ -250,7 +250,7 @@ def test_a_covered_lens_is_a_health_event_not_a_violation(runtime: Runtime) -> N
         ("tamper:covered", True),
         ("tamper:covered", False),
     ]
-    assert worker.sent == [] and cleared.violations == 0
+    assert list(worker.sent) == [] and cleared.violations == 0
 
 
 def test_a_promoted_model_is_swapped_in_without_dropping_a_frame(runtime: Runtime, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """The evidence vault: the store, the signing keys and the transparency log, together.
 
 Sealing a finding stores its package, then appends the package to the log as a leaf;
-checkpoints (tree size, root, time) are signed on demand. A crash between the two steps is
-healed by sealing again: the package is found, and the leaf is appended only if the log
-does not already end with it.
+checkpoints (tree size, root, time) are signed on demand. Before appending, a seal writes
+its intent (the package and the log's size); a crash between the append and the index is
+healed by the next seal, which finds the leaf after that size instead of appending it again.
 """
 
 from __future__ import annotations
@@ -154,18 +154,37 @@ class Vault:
         index_path = self._index_path(package.package_id)
         if index_path.is_file():
             return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
-        wanted = leaf_hash(package_leaf(package.package_id))
         with self._append_lock, self._sealing_lock():
             if index_path.is_file():  # another process sealed it while this one waited
                 return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
             self.log.refresh()
-            # a crash after the append but before the index was written: the leaf is already the last one
-            if self.log.size and self.log.leaf_hash(self.log.size - 1) == wanted:
-                index = self.log.size - 1
-            else:
-                index = self.log.append(package_leaf(package.package_id))
+            self._finish_interrupted_seal()
+            if index_path.is_file():  # it was the interrupted one
+                return LoggedPackage(package, int(json.loads(index_path.read_text())["leaf_index"]))
+            # the intent names the package and where the log ended: a crash after the append but
+            # before the index is written is finished by the next seal, however many leaves
+            # (custody, transitions) other processes appended in between
+            write_atomic(self._intent_path, canonical_json({"package_id": package.package_id, "size": self.log.size}))
+            index = self.log.append(package_leaf(package.package_id))
             write_atomic(index_path, canonical_json({"leaf_index": index}))
+            self._intent_path.unlink()
         return LoggedPackage(package, index)
+
+    @property
+    def _intent_path(self) -> Path:
+        return self.root / "log" / "seal-intent.json"
+
+    def _finish_interrupted_seal(self) -> None:
+        """Write the index of a package whose seal was interrupted after its leaf was appended."""
+        if not self._intent_path.is_file():
+            return
+        intent = json.loads(self._intent_path.read_text())
+        wanted = leaf_hash(package_leaf(intent["package_id"]))
+        for index in range(int(intent["size"]), self.log.size):
+            if self.log.leaf_hash(index) == wanted:
+                write_atomic(self._index_path(intent["package_id"]), canonical_json({"leaf_index": index}))
+                break
+        self._intent_path.unlink()
 
     @contextlib.contextmanager
     def _sealing_lock(self) -> Iterator[None]:

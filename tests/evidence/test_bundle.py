@@ -67,10 +67,21 @@ def test_a_fresh_bundle_verifies_every_check(bundle):
 
 def test_sealing_again_after_a_crash_gives_the_same_leaf(vault):
     first = vault.seal(finding(), package_files(b"x"))
-    (vault.store.root / "packages" / f"{first.package.package_id}.log.json").unlink()  # crash before the index
+    package_id = first.package.package_id
+    # the crash: the leaf was appended, its index never written; the intent says so
+    (vault.store.root / "packages" / f"{package_id}.log.json").unlink()
+    (vault.root / "log" / "seal-intent.json").write_text(json.dumps({"package_id": package_id, "size": 0}))
+    vault.append_record({"type": "case.transition", "case": "CG-2026-000001"})  # another process appends
     again = vault.seal(finding(), package_files(b"x"))
     assert again.leaf_index == first.leaf_index
-    assert vault.log.size == 1
+    assert vault.log.size == 2, "the package is not logged twice"
+    assert not (vault.root / "log" / "seal-intent.json").exists()
+
+
+def test_a_seal_interrupted_before_its_append_is_logged_by_the_next_seal(vault):
+    (vault.root / "log" / "seal-intent.json").write_text(json.dumps({"package_id": "0" * 64, "size": 0}))
+    logged = vault.seal(finding(), package_files(b"y"))
+    assert logged.leaf_index == 0 and vault.log.size == 1
 
 
 def test_flipping_one_byte_of_a_file_is_caught(bundle, tmp_path):

@@ -59,13 +59,14 @@ def mask_credentials(url: str) -> str:
     rtsp://user:pass@host/stream becomes rtsp://user:***@host/stream; a path is returned
     as it is.
     """
+    start, at = url.find("://"), url.rfind("@")
+    if start > 0 and at > start and ":" in url[start + 3 : at]:
+        # everything up to the last @ is user info, whatever a careless password holds (/ # ? @)
+        url = f"{url[: start + 3]}{url[start + 3 : at].split(':', 1)[0]}:***{url[at:]}"
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return url
-    userinfo, at, hostport = parts.netloc.rpartition("@")
     netloc = parts.netloc
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)

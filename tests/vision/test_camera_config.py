@@ -78,6 +78,8 @@ def test_configs_are_frozen(tmp_path):
         ("rtsp://admin:hunter2@10.0.0.21:554/ch1", "rtsp://admin:***@10.0.0.21:554/ch1"),
         ("rtsp://admin:p@ss:w0rd@cam.local/live", "rtsp://admin:***@cam.local/live"),
         ("rtsp://viewer@cam.local/live", "rtsp://viewer@cam.local/live"),
+        ("rtsp://admin:pa/ss@10.0.0.21/ch1", "rtsp://admin:***@10.0.0.21/ch1"),
+        ("rtsp://admin:p#s?w@10.0.0.21/ch1", "rtsp://admin:***@10.0.0.21/ch1"),
         ("http://10.0.0.5/snap.jpg?user=admin&pwd=hunter2&ch=1", "http://10.0.0.5/snap.jpg?user=admin&pwd=***&ch=1"),
         ("rtsp://cam.local/live", "rtsp://cam.local/live"),
         ("/data/videos/market.mp4", "/data/videos/market.mp4"),

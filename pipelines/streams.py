@@ -35,7 +35,6 @@ from typing import cast
 from urllib.parse import unquote, urlsplit
 
 import av
-import cv2
 import numpy as np
 
 from pipelines.sources import FileSource, SourceError
@@ -50,9 +49,8 @@ STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "
 MIN_BACKOFF_S = 0.05
 #: at most one CORRUPT event per this many seconds; `StreamStats.corrupt` counts them all
 CORRUPT_REPORT_INTERVAL_S = 5.0
-#: frozen-feed test: frames whose 32×18 grey thumbnails differ by at most this are the same picture
-FROZEN_THUMBNAIL_SIZE = (32, 18)
-FROZEN_MAX_DIFF = 1
+#: frozen-feed test: frames whose every FROZEN_STRIDE-th pixel (both ways) is identical are the same picture
+FROZEN_STRIDE = 7
 #: a frame may come this fraction of a period early and still count as due (arrival jitter)
 _DUE_SLACK = 0.25
 
@@ -386,6 +384,7 @@ class LiveSource:
         due = time.monotonic()
         skipped_seen = 0
         while True:
+            produced = source.stats.read
             # FileSource iterates with a generator; closing it releases the decoder when we stop early
             with contextlib.closing(cast(Generator[Frame, None, None], iter(source))) as frames:
                 for file_frame in frames:
@@ -400,6 +399,8 @@ class LiveSource:
                     due = max(due + period, now - period)  # a slow decode does not make us burst later
             if not self.replay_loop or self._stopping.is_set():
                 return
+            if source.stats.read == produced and self._stopping.wait(max(period, 1.0)):
+                return  # a pass that gave no frame at all: wait, not spin
             logger.debug("%s: end of file, replaying from the start", self.masked_url)
 
     def _connected(self) -> None:
@@ -440,10 +441,11 @@ class LiveSource:
             self._cond.notify_all()
 
     def _watch_frozen(self, image: np.ndarray, now: float) -> None:
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        thumbnail = cv2.resize(grey, FROZEN_THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
+        # a sample of the pixels as decoded, not averaged: a still street still has sensor noise,
+        # and only a feed that repeats its last picture gives the very same pixels
+        thumbnail = np.ascontiguousarray(image[::FROZEN_STRIDE, ::FROZEN_STRIDE])
         reference = self._reference
-        if reference is None or int(np.abs(thumbnail - reference).max()) > FROZEN_MAX_DIFF:
+        if reference is None or not np.array_equal(thumbnail, reference):
             self._reference = thumbnail
             self._unchanged_since = now
             if self._stats.frozen:

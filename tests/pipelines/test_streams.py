@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.streams import Backoff, LiveSource, StreamEvent, StreamEventKind
+from tests.conftest import wait_for
 from tests.pipelines.mjpeg_server import MjpegServer, moving_box
 from vision.types import ClockSource, Frame
 
@@ -106,14 +107,6 @@ def take(source: LiveSource, n: int, timeout: float = WAIT_S) -> list[Frame]:
     return frames
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        time.sleep(0.01)
-
-
 def strictly_increasing(values: list[int]) -> bool:
     return all(a < b for a, b in itertools.pairwise(values))
 
@@ -136,7 +129,7 @@ def free_port() -> int:
 def test_frames_arrive_at_about_the_requested_decode_rate(server, make_source):
     source, _ = make_source(server.url, fps=10.0)
     frames = take(source, 21)
-    assert 8.0 <= rate_of(frames) <= 11.0  # the camera sends 25 fps
+    assert 6.0 <= rate_of(frames) <= 12.0  # the camera sends 25 fps; 10 asked (loose: a loaded CI machine)
     assert source.stats.skipped > 0
     assert strictly_increasing([f.index for f in frames])
     frame = frames[-1]
@@ -145,7 +138,7 @@ def test_frames_arrive_at_about_the_requested_decode_rate(server, make_source):
 
 def test_a_slow_consumer_gets_the_newest_frames_and_the_overwritten_ones_are_counted(server, make_source):
     source, _ = make_source(server.url, buffer=2)
-    wait_until(lambda: source.stats.dropped >= 5, "frames to be overwritten")
+    wait_for(lambda: source.stats.dropped >= 5, WAIT_S, "frames to be overwritten")
     newest = take(source, 2)
     assert 5 <= newest[0].index < newest[1].index  # the first frames were overwritten, not queued up
     stats = source.stats
@@ -189,7 +182,7 @@ def test_stop_returns_within_the_read_timeout_while_a_read_is_blocked(server, ma
     server.stall()
     started = time.monotonic()
     source.stop(timeout=5.0)
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 3.0  # read timeout 1 s, with room for a loaded machine
     assert source.read(timeout=0.1) is None
 
 
@@ -212,7 +205,7 @@ def test_corrupt_parts_are_counted_and_skipped_without_a_disconnect(server, make
     source, events = make_source(server.url)
     take(source, 3)
     server.corrupt_next(4)
-    wait_until(lambda: source.stats.corrupt >= 4, "4 corrupt frames to be counted")
+    wait_for(lambda: source.stats.corrupt >= 4, WAIT_S, "4 corrupt frames to be counted")
     good = take(source, 5)
     assert source.stats.corrupt == 4
     assert len(events.of(StreamEventKind.CORRUPT)) == 1  # rate-limited: one report for the burst
@@ -243,7 +236,7 @@ def test_stop_returns_at_once_while_waiting_out_a_long_backoff(make_source):
     assert retry.delay_s > 0.05
     started = time.monotonic()
     source.stop()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # well inside the 5 s backoff it interrupts
 
 
 def test_credentials_never_leak_into_events_logs_or_reprs(make_source, caplog):
@@ -289,7 +282,7 @@ def clip(tmp_path: Path) -> Path:
 def test_a_file_replays_at_its_own_rate_and_loops_with_indices_going_on(clip, make_source):
     source, events = make_source(str(clip), fps=50.0, replay_loop=True)
     frames = take(source, 25)
-    assert 15.0 <= rate_of(frames) <= 21.0  # the file's 20 fps, not the 50 asked for
+    assert 12.0 <= rate_of(frames) <= 22.0  # the file's 20 fps, not the 50 asked for
     assert [f.index for f in frames] == list(range(25))
     assert np.array_equal(frames[10].image, frames[0].image)  # the second pass starts over
     assert events.of(StreamEventKind.ENDED) == []

@@ -534,6 +534,7 @@ class StructuralChangeRule(_SingleEventRule):
         self._mask: np.ndarray | None = None
         self._changed_since: tuple[int, datetime] | None = None
         self._last_change_at: datetime | None = None
+        self._previous_now: float | None = None
 
     def rule_parameters(self) -> dict[str, Any]:
         return {**super().rule_parameters(), "construction": self.params.construction.model_dump()}
@@ -617,7 +618,9 @@ class StructuralChangeRule(_SingleEventRule):
         channels = cv2.split(small)  # reductions over a 3-long last axis are slow in numpy
         grey = (channels[0] + channels[1] + channels[2]) * np.float32(1.0 / 3.0)
         explained = self._explained(ctx.detections, now, small.shape)
-        dt = 1.0 / ctx.fps
+        # the time since the frame before: the engine may look at fewer frames than the camera decodes
+        previous, self._previous_now = self._previous_now, now
+        dt = now - previous if previous is not None and 0.0 < now - previous <= 5.0 else 1.0 / ctx.fps
         if self._reference is None:
             self._build_reference(small, explained, at)
             return []

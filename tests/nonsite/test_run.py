@@ -4,10 +4,13 @@ and a broken run file is refused with the line that is wrong."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cases.db import Database
@@ -31,27 +34,44 @@ def test_the_demo_files_cases_while_it_runs_and_stops_cleanly_on_sigterm(tmp_pat
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
-    deadline = time.monotonic() + 150
-    assert process.stdout is not None
-    try:
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
         for line in process.stdout:
-            lines.append(line)
-            if line.startswith("case ") and " filed: " in line:
-                break
-            assert time.monotonic() < deadline, "no case filed in time:\n" + "".join(lines)
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def wait_for_line(check: Callable[[str], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {what} within {timeout:g} s:\n" + "".join(seen)) from None
+            if line is None:
+                raise AssertionError(f"nonsite run ended before {what}:\n" + "".join(seen))
+            seen.append(line)
+            if check(line):
+                return
+
+    try:
+        wait_for_line(lambda line: line.startswith("case ") and " filed: " in line, 150, "case filed")
         (camera_worker,) = children(process.pid, "worker cameras")
         os.kill(camera_worker, signal.SIGKILL)  # a camera worker dies: the supervisor starts another
-        for line in process.stdout:
-            lines.append(line)
-            if "restarting it" in line:
-                break
+        wait_for_line(lambda line: "restarting it" in line, 30, "restart")
         process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-    output = "".join(lines) + rest
+    rest = []
+    while (line := lines.get(timeout=10)) is not None:
+        rest.append(line)
+    output = "".join(seen + rest)
     assert process.returncode == 0, output
     assert "console and API at http://" in output
     assert "SIGTERM, stopping" in output

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pipelines import tasks
 from pipelines.sealing import violation_package
 from pipelines.settings import Runtime
 from pipelines.staging import StagingArea
+from tests.conftest import wait_for
 from vision.camera import CameraConfig
 from vision.zones import ZoneConfig
 
@@ -124,15 +124,6 @@ class Workers:
                 process.wait()
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def assert_filed_once(runtime: Runtime, staging: StagingArea, ids: list[str]) -> None:
     """Every item done and filed once (its package in one case; repeats of one zone join one
     case), each package logged at exactly one leaf."""
@@ -180,7 +171,9 @@ def test_embedded_file_broker_files_each_violation_once(tmp_path: Path, isolated
             tasks.seal_and_file.delay(item)
         wait_for(lambda: not staging.pending(), 60, "the file broker's worker to file every item")
         tasks.seal_and_file.delay(ids[1])  # again after it was filed
-        time.sleep(1.0)
+        queue = runtime.broker_dir / "queue"
+        wait_for(lambda: not any(queue.iterdir()), 30, "the repeated message to be taken")
+        time.sleep(0.5)  # and its task, a no-op, to finish
     finally:
         workers.stop()
     assert_filed_once(runtime, staging, ids)

@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -29,6 +29,7 @@ from pipelines import tasks
 from pipelines.settings import Runtime
 from pipelines.staging import StagingArea
 from pipelines.worker import CameraHealth, CameraWorker, ModelSlot, read_health
+from tests.conftest import wait_for
 from tests.pipelines.mjpeg_server import MjpegServer
 from vision.camera import CameraConfig
 from vision.detectors import Detector, ModelInfo
@@ -110,15 +111,6 @@ def camera(url: str, **update: object) -> CameraConfig:
         tamper=TamperConfig(learn_s=2.0, hold_s=1.0),
     )
     return config.model_copy(update=update)
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @pytest.fixture
@@ -271,10 +263,11 @@ def test_a_promoted_model_is_swapped_in_without_dropping_a_frame(runtime: Runtim
             (tmp_path / "staged.onnx").write_bytes(promoted.SerializeToString())
             os.replace(tmp_path / "staged.onnx", model)  # promotion is an atomic rename
             wait_for(lambda: health(worker).model_sha256 != first_sha, 20, "the promoted model to be swapped in")
-            time.sleep(2.0)
             (tmp_path / "broken.onnx").write_bytes(b"not a model")
             os.replace(tmp_path / "broken.onnx", model)  # a bad promotion keeps the running model
-            time.sleep(1.5)
+            wait_for(lambda: slot.rejected == 1, 20, "the broken model to be refused")
+            frames = health(worker).frames
+            wait_for(lambda: health(worker).frames > frames + 5, 20, "the camera to go on with the running model")
             report = health(worker)
             stats = worker.runners[0].source.stats
         finally:
@@ -333,3 +326,54 @@ def test_a_camera_with_a_substream_detects_on_it_and_seals_the_full_resolution_s
     x1, y1, x2, y2 = violation["bbox"]
     assert abs(x1 - 180) <= 4 and abs(y1 - 100) <= 4 and abs(x2 - 262) <= 4 and abs(y2 - 162) <= 4
     assert "pw" not in repr(config) and "cam:***@" in repr(config)
+
+
+def test_a_camera_that_changes_resolution_goes_on_with_a_fresh_engine(runtime: Runtime) -> None:
+    scene = Scene()
+    size = {"scale": 1}
+
+    def render(counter: int) -> np.ndarray:
+        image = scene(counter)
+        k = size["scale"]
+        return image if k == 1 else cv2.resize(image, (W * k, H * k), interpolation=cv2.INTER_NEAREST)
+
+    with MjpegServer(fps=10.0, render=render) as server:
+        worker = make_worker(runtime, camera(server.url), FixedSlot(RedDetector()))
+        worker.start()
+        try:
+            wait_for(lambda: health(worker).frames >= 10, 15, "the camera to run")
+            size["scale"] = 2  # the camera was reconfigured to a larger picture
+            wait_for(lambda: any(e.kind == "resolution_changed" for e in health(worker).events), 15, "the change")
+            frames = health(worker).frames
+            wait_for(lambda: health(worker).frames > frames + 10, 15, "the camera to go on")
+            report = health(worker)
+        finally:
+            worker.stop()
+    assert report.state == "live" and report.errors == 0
+
+
+def test_with_its_evidence_stream_down_a_camera_seals_the_substreams_frames(runtime: Runtime) -> None:
+    scene = Scene()
+    with MjpegServer(fps=10.0, render=scene) as sub:
+        config = camera(sub.url, evidence_source="http://127.0.0.1:9/never.mjpg")
+        register(runtime, config)
+        worker = make_worker(runtime, config, FixedSlot(RedDetector()))
+        worker.start()
+        try:
+            wait_for(lambda: health(worker).frames >= 10, 15, "the detect stream to come up")
+            assert health(worker).evidence in ("starting", "reconnecting")
+            scene.stall = True
+            wait_for(lambda: len(worker.sent) >= 1, 15, "the stall to be filed all the same")
+        finally:
+            worker.stop()
+    db = Database(runtime.database_url, migrate=False)
+    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
+    try:
+        with db.session() as s:
+            package_id = s.query(Case).one().evidence[0].package_id
+        package, files = load_package(vault.store, package_id)
+    finally:
+        vault.close()
+        db.close()
+    assert package.manifest["violation"]["evidence_stream"].startswith("unavailable")
+    assert "clip.mp4" in files

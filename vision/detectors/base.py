@@ -77,6 +77,14 @@ class OnnxYoloConfig(_OnnxConfig):
         "the smallest rectangle with sides a multiple of the stride, as ultralytics' predict does, instead of "
         "the full square. Fewer pixels to run, same objects found.",
     )
+    imgsz: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="For models exported with a dynamic input size: the side of the square frames are "
+        "letterboxed into (before `rect` trims it), instead of the size the model was exported at. Smaller runs "
+        "faster and misses more small objects; a multiple of the model's stride. The export size when omitted.",
+    )
 
 
 class FastestV2Config(_OnnxConfig):

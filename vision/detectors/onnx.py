@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,17 +126,20 @@ class _OnnxDetector(Detector):
         self._batch = config.max_batch if self._dynamic_batch else 1
         self._metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self._dynamic_hw = not all(isinstance(d, int) for d in inputs[0].shape[2:])
-        self._tensors: dict[tuple[int, int], np.ndarray] = {}
+        # input tensors are reused between calls, one set per thread: several cameras of one
+        # worker share a detector, and ONNX Runtime runs them in parallel
+        self._local = threading.local()
         self._input_hw: tuple[int, int] = (0, 0)  # set by the backend once it knows the model's size
 
     def _tensor(self, input_hw: tuple[int, int]) -> np.ndarray:
-        """The reusable input tensor for inputs of `input_hw`; a few shapes are kept."""
-        tensor = self._tensors.pop(input_hw, None)
+        """This thread's reusable input tensor for inputs of `input_hw`; a few shapes are kept."""
+        tensors: dict[tuple[int, int], np.ndarray] = self._local.__dict__.setdefault("tensors", {})
+        tensor = tensors.pop(input_hw, None)
         if tensor is None:
             tensor = np.empty((self._batch, 3, *input_hw), np.float32)
-            if len(self._tensors) >= _KEPT_INPUT_SHAPES:
-                self._tensors.pop(next(iter(self._tensors)))
-        self._tensors[input_hw] = tensor  # most recently used last
+            if len(tensors) >= _KEPT_INPUT_SHAPES:
+                tensors.pop(next(iter(tensors)))
+        tensors[input_hw] = tensor  # most recently used last
         return tensor
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
@@ -198,9 +202,20 @@ class OnnxYoloDetector(_OnnxDetector):
             input_hw = (shape[2], shape[3])
         else:
             raise ModelLoadError(f"{config.path} has a dynamic input size and no 'imgsz' in its metadata")
-        self._input_hw = input_hw
         stride = _literal(meta, "stride")
         self._stride = int(stride) if isinstance(stride, int) and stride > 0 else 32
+        if config.imgsz is not None:
+            if not self._dynamic_hw:
+                raise ModelLoadError(
+                    f"{config.path} has a fixed {shape[2]}x{shape[3]} input, so imgsz {config.imgsz} cannot apply: "
+                    "leave imgsz out, or export the model with a dynamic input size"
+                )
+            if config.imgsz % self._stride:
+                raise ModelLoadError(
+                    f"imgsz must be a multiple of the model's stride {self._stride}, but got {config.imgsz}"
+                )
+            input_hw = (config.imgsz, config.imgsz)
+        self._input_hw = input_hw
         self._rect = config.rect and self._dynamic_hw
         raw = self._warm_up()
         nc = len(names)

@@ -402,5 +402,6 @@ def task_worker(config_path: Path | None, *, name: str, concurrency: int = 1) ->
     pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"--concurrency={concurrency}"]
     level = "INFO" if logging.getLogger().level <= logging.INFO else "WARNING"
     quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    app.worker_main(["worker", *pool, "-n", f"{name}@%h", f"--loglevel={level}", "-Q", runtime.queue, *quiet])
+    argv = ["--quiet", "worker", *pool, "-n", f"{name}@%h", f"--loglevel={level}", "-Q", runtime.queue, *quiet]
+    app.worker_main(argv)
     return 0

@@ -102,7 +102,7 @@ class Runtime(_Strict):
 
     @property
     def broker_url(self) -> str:
-        return os.environ.get("NONSITE_BROKER_URL") or self.broker or "filesystem://"
+        return os.environ.get("NONSITE_BROKER_URL") or self.broker or "filesystem://localhost/"
 
     @property
     def embedded_broker(self) -> bool:

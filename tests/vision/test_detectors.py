@@ -158,3 +158,20 @@ def test_a_missing_execution_provider_is_reported_not_silently_replaced(yolo_mod
 def test_backends_register_once():
     with pytest.raises(ValueError, match="registered twice"):
         register_backend("onnx_yolo")(object)  # type: ignore[arg-type]
+
+
+def test_imgsz_runs_a_dynamic_model_at_another_input_size(tmp_path):
+    raw = yolo_head([[32, 16, 16, 8]], [[0.9, 0.0, 0.0]])
+    dynamic = constant_head_model(
+        tmp_path / "dyn.onnx", raw, metadata=ultralytics_metadata(NAMES, stride="32"), dynamic_hw=True
+    )
+    detector = create_detector({"type": "onnx_yolo", "path": dynamic, "imgsz": 128})
+    assert detector.info.input_hw == (128, 128)
+    image = np.zeros((128, 256, 3), np.uint8)
+    # 128×256 now scales by 1/2 to 64×128: the head's box in model pixels maps back at twice its size
+    assert detector.detect_one(image).xyxy[0] == pytest.approx([24 * 2, 12 * 2, 40 * 2, 20 * 2])
+    with pytest.raises(ModelLoadError, match="multiple of the model's stride 32"):
+        create_detector({"type": "onnx_yolo", "path": dynamic, "imgsz": 100})
+    fixed = constant_head_model(tmp_path / "fixed.onnx", raw, metadata=ultralytics_metadata(NAMES))
+    with pytest.raises(ModelLoadError, match="fixed 64x64 input"):
+        create_detector({"type": "onnx_yolo", "path": fixed, "imgsz": 128})

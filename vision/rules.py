@@ -331,7 +331,8 @@ class DwellRule(ViolationRule):
             event = self._events.get(tid)
             if presence.counted and event is None and i is not None:
                 # the event starts when the object entered, not when it was confirmed
-                start = frame.index - max(0, round(presence.dwell_s * ctx.fps))
+                # (never before the first frame: a camera that fell behind saw fewer frames than fps says)
+                start = max(0, frame.index - max(0, round(presence.dwell_s * ctx.fps)))
                 event = self._events[tid] = _Event(start, presence.entered_at, {tid})
                 event.attributes["class_name"] = presence.class_name
             if event is None or i is None or not presence.inside:

@@ -74,7 +74,8 @@ def encode_h264_clip(frames: list[np.ndarray], fps: float) -> bytes:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = w + pad_w, h + pad_h
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "20", "preset": "veryfast"}
+            # one encoder thread: clips are encoded beside live cameras, which need the cores more
+            stream.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
             for frame in frames:
                 border = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
                 even = np.asarray(border, dtype=np.uint8)

@@ -267,8 +267,16 @@ class CameraRunner:
         self.detect_fps = camera.detect_fps or camera.fps
         seconds = max(ring_s, camera.rules.pre_roll_s + 1.0)
         self.ring = RingBuffer(seconds, max_frames=int(seconds * camera.fps * 1.5) + 8)
+        # a second of frames between decoder and engine: a moment of contention for the cores
+        # (several cameras inferring at once) delays frames instead of dropping them
+        buffer = max(2, round(camera.fps))
         self.source = source or LiveSource(
-            camera.source, source_id=camera.id, fps=camera.fps, replay_loop=replay_loop, on_event=self._stream_event
+            camera.source,
+            source_id=camera.id,
+            fps=camera.fps,
+            replay_loop=replay_loop,
+            buffer=buffer,
+            on_event=self._stream_event,
         )
         # a camera with a full-resolution stream beside its detect stream: evidence comes from it,
         # and from the detect frames (kept in a second ring) while it is down
@@ -278,6 +286,7 @@ class CameraRunner:
                 source_id=f"{camera.id}/evidence",
                 fps=camera.fps,
                 replay_loop=replay_loop,
+                buffer=buffer,
                 on_event=self._stream_event,
             )
             if camera.evidence_source

@@ -22,7 +22,7 @@ import pytest
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.models import Case
-from evidence.package import load_package
+from evidence.package import SealedPackage, load_package
 from evidence.vault import Vault
 from nonsite.starter import starter_model_path
 from pipelines import tasks
@@ -133,6 +133,19 @@ def register(runtime: Runtime, config: CameraConfig) -> None:
     Casebook(db, vault).register_camera(config.id, name=config.name, zones=[("street", "no_occupation")])
     vault.close()
     db.close()
+
+
+def first_package(runtime: Runtime) -> tuple[SealedPackage, dict[str, bytes]]:
+    """The first sealed package of the one case filed, with its files."""
+    db = Database(runtime.database_url, migrate=False)
+    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
+    try:
+        with db.session() as s:
+            package_id = s.query(Case).one().evidence[0].package_id
+        return load_package(vault.store, package_id)
+    finally:
+        vault.close()
+        db.close()
 
 
 def make_worker(runtime: Runtime, config: CameraConfig, slot: ModelSlot) -> CameraWorker:
@@ -309,15 +322,7 @@ def test_a_camera_with_a_substream_detects_on_it_and_seals_the_full_resolution_s
             wait_for(lambda: len(worker.sent) >= 1, 15, "the stall to be confirmed and filed")
         finally:
             worker.stop()
-    db = Database(runtime.database_url, migrate=False)
-    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
-    try:
-        with db.session() as s:
-            package_id = s.query(Case).one().evidence[0].package_id
-        package, files = load_package(vault.store, package_id)
-    finally:
-        vault.close()
-        db.close()
+    package, files = first_package(runtime)
     keyframe = next(name for name in files if name.startswith("keyframe-"))
     image = cv2.imdecode(np.frombuffer(files[keyframe], np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (2 * H, 2 * W), "evidence is the full-resolution stream"
@@ -366,14 +371,6 @@ def test_with_its_evidence_stream_down_a_camera_seals_the_substreams_frames(runt
             wait_for(lambda: len(worker.sent) >= 1, 15, "the stall to be filed all the same")
         finally:
             worker.stop()
-    db = Database(runtime.database_url, migrate=False)
-    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
-    try:
-        with db.session() as s:
-            package_id = s.query(Case).one().evidence[0].package_id
-        package, files = load_package(vault.store, package_id)
-    finally:
-        vault.close()
-        db.close()
+    package, files = first_package(runtime)
     assert package.manifest["violation"]["evidence_stream"].startswith("unavailable")
     assert "clip.mp4" in files

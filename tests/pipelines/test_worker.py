@@ -246,7 +246,13 @@ def test_a_covered_lens_is_a_health_event_not_a_violation(runtime: Runtime) -> N
             wait_for(lambda: health(worker).state == "tampered", 15, "the covered lens to be reported")
             covered = health(worker)
             scene.covered = False
-            wait_for(lambda: health(worker).state == "live", 15, "the lens uncovered")
+
+            def uncovered() -> bool:
+                report = health(worker)
+                cleared = any(e.kind == "tamper:covered" and not e.active for e in report.events)
+                return report.state == "live" and cleared
+
+            wait_for(uncovered, 15, "the lens uncovered and the condition cleared")
             cleared = health(worker)
         finally:
             worker.stop()

@@ -40,7 +40,7 @@ from evidence.vault import Vault
 from pipelines.settings import RunConfig, Runtime, load_run_config, register_cameras
 from pipelines.staging import StagingArea
 from pipelines.worker import ModelSlot
-from vision.camera import CameraConfig, CameraConfigError
+from vision.camera import CameraConfig, CameraConfigError, mask_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -285,14 +285,17 @@ def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verb
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     supervisor = Supervisor(config_path, config, verbose=verbose)
     server: uvicorn.Server | None = None
-    failure = None
+    failure, watermark = None, 0
     try:
         server, api_thread = _serve(create_app(db, runtime.health_dir), runtime)
         host, bound = server.servers[0].sockets[0].getsockname()[:2]
         print(f"console and API at http://{host}:{bound}/  (metrics at /metrics)", flush=True)
-        tasks.heal.delay()  # packages sealed but never filed, before a crash
+        watermark = _report_new_cases(db, 0, quiet=True)  # cases of earlier runs are not news
+        try:
+            tasks.heal.delay()  # packages sealed but never filed, before a crash
+        except Exception as e:  # the cameras still stage; their sweeps send once the broker is back
+            print(f"nonsite run: the broker {mask_credentials(runtime.broker_url)} is unreachable ({e})", flush=True)
         supervisor.start()
-        watermark = _report_new_cases(db, 0, quiet=True)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while not stop.wait(1.0):
             failure = supervisor.watch()

@@ -214,6 +214,7 @@ class _Waiting:
     frames: dict[int, Frame]
     until: float  # POSIX time of the clip's last frame
     deadline: float  # monotonic time after which it is staged with what there is
+    seen: float = 0.0  # capture time of the newest ring frame already looked at
 
 
 @dataclass
@@ -507,7 +508,7 @@ class CameraRunner:
         frames = self._pinned.pop(self._key(violation), {})
         frames.update(self.ring.between(first, last))
         deadline = time.monotonic() + max(0.0, last - time.time()) + POST_ROLL_MARGIN_S
-        self._waiting.append(_Waiting(violation.to_record(), frames, last, deadline))
+        self._waiting.append(_Waiting(violation.to_record(), frames, last, deadline, self.ring.newest_at))
         if len(self._waiting) > MAX_WAITING:
             dropped = self._waiting.pop(0)
             logger.error("camera %s: too many violations waiting; staging the oldest now", self.camera.id)
@@ -519,8 +520,9 @@ class CameraRunner:
         now, newest = time.monotonic(), self.ring.newest_at
         keep = []
         for w in self._waiting:
-            seen = max((f.captured_at.timestamp() for f in w.frames.values()), default=0.0)
-            w.frames.update(self.ring.between(seen + 1e-6, w.until))
+            if newest > w.seen:  # only frames that came since the last look
+                w.frames.update(self.ring.between(w.seen + 1e-6, w.until))
+                w.seen = newest
             if force or newest >= w.until or now >= w.deadline:
                 self._hand_over(w)
             else:
@@ -648,11 +650,6 @@ class CameraWorker:
         self._stop.set()
         self._threads[2].join(timeout)
         self.write_health()
-
-    def wait(self) -> None:
-        """Block until every camera thread has ended (files without looping end on their own)."""
-        for runner in self.runners:
-            runner.join()
 
     def _enqueue_stage(
         self, camera: CameraConfig, record: dict[str, Any], frames: dict[int, Frame], fps: float

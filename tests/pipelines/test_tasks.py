@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cases.casebook import Casebook
+import nonsite.run
 from cases.db import Database
 from cases.models import Case, CaseEvidence
 from evidence.merkle import leaf_hash
 from evidence.vault import Vault, package_leaf
 from pipelines import tasks
 from pipelines.sealing import violation_package
-from pipelines.settings import Runtime
+from pipelines.settings import RunConfig, Runtime
 from pipelines.staging import StagingArea
 from tests.conftest import wait_for
 from vision.camera import CameraConfig
@@ -80,11 +80,7 @@ def stage_violations(staging: StagingArea, count: int, *, zone: str = "street") 
 
 
 def prepare(runtime: Runtime) -> None:
-    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
-    db = Database(runtime.database_url)
-    Casebook(db, vault).register_camera(CAMERA.id, name=CAMERA.name, zones=[("street", "no_occupation")])
-    vault.close()
-    db.close()
+    nonsite.run.prepare(RunConfig(runtime=runtime, cameras=(CAMERA,)))
 
 
 class Workers:

@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 import pytest
 
-from cases.casebook import Casebook
 from cases.db import Database
 from cases.models import Case
 from evidence.package import SealedPackage, load_package
 from evidence.vault import Vault
+from nonsite.run import prepare
 from nonsite.starter import starter_model_path
 from pipelines import tasks
-from pipelines.settings import Runtime
+from pipelines.settings import RunConfig, Runtime
 from pipelines.staging import StagingArea
 from pipelines.worker import CameraHealth, CameraWorker, ModelSlot, read_health
 from tests.conftest import wait_for
@@ -128,11 +128,7 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime
 
 
 def register(runtime: Runtime, config: CameraConfig) -> None:
-    vault = Vault(runtime.evidence_dir, runtime.keys_dir)
-    db = Database(runtime.database_url)
-    Casebook(db, vault).register_camera(config.id, name=config.name, zones=[("street", "no_occupation")])
-    vault.close()
-    db.close()
+    prepare(RunConfig(runtime=runtime, cameras=(config,)))
 
 
 def first_package(runtime: Runtime) -> tuple[SealedPackage, dict[str, bytes]]:

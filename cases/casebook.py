@@ -45,6 +45,7 @@ from cases.models import (
     CaseEvidence,
     CustodyRecord,
     Deadline,
+    Detection,
     Party,
     Transition,
     User,
@@ -67,6 +68,51 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# what a kind's box shows when the rule does not name the object's class
+DEFAULT_LABELS = {"fume": "smoke", "construction": "construction", "occupation": "object"}
+# the review queue's order: kinds that hurt more are looked at first, repeats before first offences
+KIND_PRIORITY = {"fume": 30, "construction": 20, "occupation": 10}
+REPEAT_PRIORITY = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedBox:
+    """One box of a finding at one of its keyframes, as the engine saw it."""
+
+    frame: int
+    at: datetime
+    xyxy: tuple[float, float, float, float]
+    score: float
+    label: str
+
+
+def _keyframe_boxes(violation: Mapping[str, Any], started: datetime, fps: float | None) -> tuple[DetectedBox, ...]:
+    """The boxes at the record's keyframes (or, if none falls on one, at the confirming frame)."""
+    boxes = violation.get("boxes") or []
+    attributes = violation.get("attributes") or {}
+    label = str(attributes.get("class_name") or DEFAULT_LABELS.get(str(violation["kind"]), str(violation["kind"])))
+    wanted = set(violation.get("keyframes") or [])
+    chosen = [b for b in boxes if b["frame"] in wanted]
+    if not chosen and boxes:
+        confirmed = violation.get("confirmed_frame", boxes[0]["frame"])
+        chosen = [min(boxes, key=lambda b: abs(b["frame"] - confirmed))]
+    start_frame = int(violation.get("start_frame", 0))
+    out = []
+    for b in chosen:
+        offset = (b["frame"] - start_frame) / fps if fps else 0.0
+        x1, y1, x2, y2 = (float(v) for v in b["xyxy"])
+        out.append(
+            DetectedBox(
+                int(b["frame"]),
+                started + timedelta(seconds=max(0.0, offset)),
+                (x1, y1, x2, y2),
+                float(b["score"]),
+                label,
+            )
+        )
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """What filing needs to know of a sealed package: its id, kind, where and when."""
@@ -83,6 +129,7 @@ class Finding:
     radius_m: float | None = None
     recheck_of: str | None = None  # a re-check look names the case it was taken for
     present: bool = True  # a re-check look may say the violation was gone
+    boxes: tuple[DetectedBox, ...] = ()
 
     @classmethod
     def from_manifest(cls, package_id: str, manifest: Mapping[str, Any]) -> Finding:
@@ -92,6 +139,7 @@ class Finding:
             place = manifest.get("place") or {}
             started = datetime.fromisoformat(violation["started_at"])
             ended = datetime.fromisoformat(violation["ended_at"])
+            fps = (manifest.get("capture") or {}).get("fps")
             return cls(
                 package_id=package_id,
                 kind=str(violation["kind"]),
@@ -105,6 +153,7 @@ class Finding:
                 radius_m=place.get("radius_m"),
                 recheck_of=violation.get("recheck_of"),
                 present=bool(violation.get("present", True)),
+                boxes=_keyframe_boxes(violation, started, float(fps) if fps else None),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FilingError(f"package {package_id}: the manifest lacks what filing needs ({e!r})") from e
@@ -207,8 +256,14 @@ class Casebook:
         lat: float | None = None,
         lon: float | None = None,
         zones: Iterable[tuple[str, str]] = (),
+        polygons: Mapping[str, Sequence[Sequence[float]]] | None = None,
     ) -> None:
-        """Add or update a camera and its zones (name, rule); zones are never deleted (cases name them)."""
+        """Add or update a camera and its zones (name, rule); zones are never deleted (cases name them).
+
+        `polygons` gives zones' polygons as configured; a polygon an officer drew in the
+        console (`edited_at` set) is kept until it is edited again, so a restart does not undo it.
+        """
+        polygons = polygons or {}
         with self.db.session() as s:
             camera = s.get(Camera, camera_id)
             if camera is None:
@@ -221,10 +276,14 @@ class Casebook:
             s.flush()
             known = {z.name: z for z in camera.zones}
             for zone_name, rule in zones:
-                if zone_name in known:
-                    known[zone_name].rule = rule
-                else:
-                    s.add(Zone(camera_id=camera_id, name=zone_name, rule=rule))
+                polygon = [[float(x), float(y)] for x, y in polygons[zone_name]] if zone_name in polygons else None
+                zone = known.get(zone_name)
+                if zone is None:
+                    s.add(Zone(camera_id=camera_id, name=zone_name, rule=rule, polygon=polygon))
+                    continue
+                zone.rule = rule
+                if polygon is not None and zone.edited_at is None:
+                    zone.polygon = polygon
 
     def add_party(
         self,
@@ -348,6 +407,7 @@ class Casebook:
             last_seen_at=finding.ended_at,
             opened_at=at,
             previous_case_id=previous.id if previous else None,
+            priority=KIND_PRIORITY.get(finding.kind, 0) + (REPEAT_PRIORITY if previous else 0),
         )
         s.add(case)
         s.flush()
@@ -421,6 +481,23 @@ class Casebook:
                 score=finding.score,
                 added_at=at,
             )
+        )
+        s.add_all(
+            Detection(
+                case_id=case.id,
+                package_id=finding.package_id,
+                camera_id=finding.camera_id,
+                kind=finding.kind,
+                label=box.label,
+                frame=box.frame,
+                at=box.at,
+                x1=box.xyxy[0],
+                y1=box.xyxy[1],
+                x2=box.xyxy[2],
+                y2=box.xyxy[3],
+                score=box.score,
+            )
+            for box in finding.boxes
         )
 
     # --- lifecycle --------------------------------------------------------------------------

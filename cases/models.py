@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -70,6 +71,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id; None: cannot log in
+    last_login_at: Mapped[datetime | None]
 
 
 class Party(Base):
@@ -108,6 +111,10 @@ class Zone(Base):
     name: Mapped[str] = mapped_column(String(100))
     rule: Mapped[str] = mapped_column(String(32))
     party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
+    # the polygon in the camera's pixel coordinates, as configured or as last drawn in the console
+    polygon: Mapped[list[Any] | None] = mapped_column(JSON)
+    edited_by: Mapped[str | None] = mapped_column(String(64))  # set when drawn in the console
+    edited_at: Mapped[datetime | None]
 
     camera: Mapped[Camera] = relationship(back_populates="zones")
     party: Mapped[Party | None] = relationship()
@@ -125,6 +132,11 @@ class CaseCounter(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # the review queue: pending cases by priority, oldest first; the case list by state and age
+    __table_args__ = (
+        Index("ix_cases_queue", "state", "priority", "opened_at"),
+        Index("ix_cases_state_opened", "state", "opened_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -144,6 +156,7 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(32))  # reject reason code, "rectified", "decided", ...
     previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # higher is reviewed first
     version: Mapped[int] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it from the class)
@@ -237,3 +250,81 @@ class CustodyRecord(Base):
     at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text, default="")
     leaf_index: Mapped[int] = mapped_column(Integer, unique=True)
+
+
+class Detection(Base):
+    """One box an officer reviews: the object at a keyframe of a sealed package.
+
+    Officers may correct its label or box; the correction, with who made it, is what
+    dataset building turns into a training label (the original stays as the engine saw it).
+    """
+
+    __tablename__ = "detections"
+    __table_args__ = (Index("ix_detections_camera_at", "camera_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    package_id: Mapped[str] = mapped_column(String(64), index=True)
+    camera_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(64))
+    frame: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    corrected_label: Mapped[str | None] = mapped_column(String(64))
+    corrected_box: Mapped[list[Any] | None] = mapped_column(JSON)
+    corrected_by: Mapped[str | None] = mapped_column(String(64))
+    corrected_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256: a user's session, a camera device's, or a party's.
+
+    Device tokens name the camera they speak for; party tokens name the one case they open.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # session | device | party
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    camera_id: Mapped[str | None] = mapped_column(ForeignKey("cameras.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User | None] = relationship()
+
+
+class CaseAccessCode(Base):
+    """The code a party is given to look up the evidence of one case and state a defense (Art. 41, 44)."""
+
+    __tablename__ = "case_access_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class PartyStatement(Base):
+    """What the party said in its defense through the portal, kept as submitted."""
+
+    __tablename__ = "party_statements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    submitted_at: Mapped[datetime]

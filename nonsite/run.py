@@ -31,6 +31,7 @@ from types import FrameType
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from cases.casebook import Casebook
@@ -264,8 +265,34 @@ def run(config_path: Path | None, *, duration_s: float | None, port: int | None 
         return _run(config_path, config, duration_s=duration_s, verbose=verbose)
 
 
-def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verbose: int) -> int:
+def api_app(config: RunConfig, db: Database) -> FastAPI:
+    """The API and console for this run; its accounts are made first (in development, the demo
+    officers too, with the development password, which the console's login page names)."""
+    from api.accounts import seed_accounts
     from api.app import create_app
+    from api.settings import ApiSettings
+    from nonsite.starter import starter_model_path
+
+    try:
+        settings = ApiSettings()
+    except ValidationError as e:
+        raise RunError(f"API settings: {'; '.join(err['msg'] for err in e.errors())}") from e
+    made = seed_accounts(
+        db, admin_password=settings.admin_password.get_secret_value(), development=settings.development
+    )
+    if made:
+        print(f"nonsite run: made accounts {', '.join(made)}", flush=True)
+    runtime = config.runtime
+    return create_app(
+        db,
+        Vault(runtime.evidence_dir, runtime.keys_dir),
+        runtime.health_dir,
+        settings=settings,
+        model_path=runtime.model or starter_model_path(),
+    )
+
+
+def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verbose: int) -> int:
     from pipelines import tasks
 
     runtime = config.runtime
@@ -287,7 +314,7 @@ def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verb
     server: uvicorn.Server | None = None
     failure, watermark = None, 0
     try:
-        server, api_thread = _serve(create_app(db, runtime.health_dir), runtime)
+        server, api_thread = _serve(api_app(config, db), runtime)
         host, bound = server.servers[0].sockets[0].getsockname()[:2]
         print(f"console and API at http://{host}:{bound}/  (metrics at /metrics)", flush=True)
         watermark = _report_new_cases(db, 0, quiet=True)  # cases of earlier runs are not news
@@ -375,7 +402,7 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
     if metrics_port is not None:
         from prometheus_client import CollectorRegistry, start_http_server
 
-        from api.app import HealthCollector
+        from api.health import HealthCollector
 
         registry = CollectorRegistry()
         registry.register(HealthCollector(runtime.health_dir, cameras={c.id for c in cameras}))

@@ -182,6 +182,7 @@ def register_cameras(book: Casebook, cameras: Iterable[CameraConfig]) -> list[st
             lat=location.lat if location else None,
             lon=location.lon if location else None,
             zones=[(zone.name, zone.rule) for zone in camera.zones],
+            polygons={zone.name: zone.polygon for zone in camera.zones},
         )
         ids.append(camera.id)
     return ids

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from cases.db import Database
+from cases.models import Base
 
 SHARED_DATA = Path(
     os.environ.get("NONSITE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -92,6 +93,19 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'cases.db'}")
+    else:
+        db = Database(request.getfixturevalue("postgres_url"))
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with db.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield db
+    db.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:

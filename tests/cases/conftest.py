@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from cases.casebook import Casebook
 from cases.db import Database
-from cases.models import Base
 from cases.policy import CasePolicy
 from cases.states import Role
 from evidence.package import PackageFile
@@ -36,19 +34,6 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'cases.db'}")
-    else:
-        db = Database(request.getfixturevalue("postgres_url"))
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with db.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    yield db
-    db.close()
 
 
 @pytest.fixture

@@ -1,0 +1,107 @@
+"""What every route may depend on: the services, who is asking, and what their role allows.
+
+A missing, unknown, expired or revoked token is 401; a valid one asking for what its role
+may not do is 403. Each route names the roles it admits, so a route without a check cannot
+be written by accident: `Allowed(...)` is the only way to get a `Principal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.accounts import LoginThrottle, Principal, resolve
+from api.settings import ApiSettings
+from cases.casebook import Casebook
+from cases.db import Database
+from cases.states import Role
+
+SESSION_COOKIE = "nonsite_session"
+
+OFFICERS = frozenset({Role.OFFICER, Role.HEAD})
+CASE_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER})
+CAMERA_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER, Role.ENGINEER, Role.ADMIN})
+CAMERA_EDITORS = frozenset({Role.ENGINEER, Role.ADMIN})
+DETECTION_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER, Role.ENGINEER})
+MODEL_READERS = frozenset({Role.ENGINEER, Role.ADMIN, Role.HEAD})
+ADMINS = frozenset({Role.ADMIN})
+ANY_USER = frozenset(Role) - {Role.SYSTEM}
+
+
+@dataclass
+class Services:
+    db: Database
+    casebook: Casebook
+    health_dir: Path
+    settings: ApiSettings
+    models_dir: Path
+    model_path: Path | None
+    throttle: LoginThrottle
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+_bearer = HTTPBearer(auto_error=False, description="A session, device or party token")
+
+
+def authenticate(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Whoever the bearer token (or the console's session cookie) speaks for; 401 if nobody."""
+    token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first", headers={"WWW-Authenticate": "Bearer"})
+    principal = resolve(services.db, token=token)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the token is unknown, expired or revoked; log in again",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def users(roles: frozenset[Role]) -> Callable[[Principal], Principal]:
+    """A dependency admitting users with one of `roles` (devices and parties are refused)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.kind != "user" or principal.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{principal.name} ({principal.role or principal.kind}) may not do this; "
+                f"it needs one of: {', '.join(sorted(roles))}",
+            )
+        return principal
+
+    return check
+
+
+def party(principal: PrincipalDep) -> Principal:
+    if principal.kind != "party":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the party portal takes a case access code login")
+    return principal
+
+
+Officer = Annotated[Principal, Depends(users(OFFICERS))]
+CaseReader = Annotated[Principal, Depends(users(CASE_READERS))]
+CameraReader = Annotated[Principal, Depends(users(CAMERA_READERS))]
+CameraEditor = Annotated[Principal, Depends(users(CAMERA_EDITORS))]
+DetectionReader = Annotated[Principal, Depends(users(DETECTION_READERS))]
+ModelReader = Annotated[Principal, Depends(users(MODEL_READERS))]
+Admin = Annotated[Principal, Depends(users(ADMINS))]
+AnyUser = Annotated[Principal, Depends(users(ANY_USER))]
+Party = Annotated[Principal, Depends(party)]

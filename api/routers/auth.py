@@ -1,0 +1,74 @@
+"""Logging in and out: session tokens for users (and the console's cookie)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+from sqlalchemy import select
+
+from api.accounts import LoginPausedError, LoginRefusedError, login, revoke
+from api.deps import SESSION_COOKIE, AnyUser, PrincipalDep, ServicesDep
+from api.schemas import LoginRequest, SessionToken, UserPublic
+from cases.models import User
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def user_public(user: User) -> UserPublic:
+    return UserPublic(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        active=user.active,
+        last_login_at=user.last_login_at,
+    )
+
+
+@router.post("/login", response_model=SessionToken, responses={401: {}, 429: {}})
+def log_in(body: LoginRequest, services: ServicesDep, response: Response) -> SessionToken:
+    """Exchange a username and password for a bearer token (also set as an HTTP-only cookie)."""
+    try:
+        services.throttle.check(body.username)
+    except LoginPausedError as e:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": str(int(e.retry_after_s) + 1)}
+        ) from e
+    try:
+        issued = login(
+            services.db, username=body.username, password=body.password, hours=services.settings.session_hours
+        )
+    except LoginRefusedError as e:
+        services.throttle.failed(body.username)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
+    services.throttle.succeeded(body.username)
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        max_age=int(services.settings.session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=services.settings.secure_cookies,
+    )
+    with services.db.session() as s:
+        user = s.scalar(select(User).where(User.username == issued.principal.name))
+        assert user is not None  # it has just logged in
+        public = user_public(user)
+    return SessionToken(access_token=issued.token, expires_at=issued.expires_at, user=public)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def log_out(principal: PrincipalDep, services: ServicesDep) -> Response:
+    """End this token's session (users, devices and parties alike)."""
+    if principal.token_id is not None:
+        revoke(services.db, token_id=principal.token_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/me", response_model=UserPublic)
+def me(principal: AnyUser, services: ServicesDep) -> UserPublic:
+    with services.db.session() as s:
+        user = s.scalar(select(User).where(User.username == principal.name))
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the user no longer exists")
+        return user_public(user)

@@ -100,7 +100,12 @@ def get_verification(package_id: PackageId, _: CaseReader, services: ServicesDep
     inclusion, checkpoint signature and its RFC 3161 timestamp."""
     held_by_case(services.casebook, package_id)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_bundle(services.casebook.vault, package_id, Path(tmp) / "bundle.zip")
+        try:
+            path = export_bundle(services.casebook.vault, package_id, Path(tmp) / "bundle.zip")
+        except EvidenceError as e:  # a stored file no longer matches its hash: that is the verdict
+            return VerificationPublic(
+                package_id=package_id, ok=False, checks=[CheckPublic(name="evidence store", ok=False, detail=str(e))]
+            )
         checks = verify_bundle(path)
     return VerificationPublic(
         package_id=package_id,

@@ -58,6 +58,7 @@ POST_ROLL_MARGIN_S = 5.0
 MATCH_WITHIN_S = 1.0
 #: how often staged items whose message was lost are sent again
 SWEEP_EVERY_S = 60.0
+SNAPSHOT_EVERY_S = 10.0  # how often the console's camera snapshot is renewed
 
 
 class HealthEvent(BaseModel):
@@ -301,6 +302,7 @@ class CameraRunner:
         self._detect_hw: tuple[int, int] | None = None
         self._detect_times: OrderedDict[int, float] = OrderedDict()
         self._decoded = 0
+        self.last_image: np.ndarray | None = None
         self._evidence_decoded = 0
         self.engine = Engine(camera, slot.detector, fps=camera.fps)
         self.tamper = TamperDetector(camera.tamper)
@@ -443,6 +445,7 @@ class CameraRunner:
             self.detect_ring.add(frame)
         if self._resize is not None and frame.image.shape[1::-1] != self._resize:
             frame = replace(frame, image=cv2.resize(frame.image, self._resize, interpolation=cv2.INTER_AREA))
+        self.last_image = frame.image  # in the zones' pixels, for the console's snapshot
         hw = (frame.image.shape[0], frame.image.shape[1])
         if self._detect_hw is not None and hw != self._detect_hw:
             self._restart_engine(
@@ -622,6 +625,7 @@ class CameraWorker:
         self._to_stage: queue.Queue[tuple[CameraConfig, dict[str, Any], dict[int, Frame], float] | None] = queue.Queue()
         self._to_send: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
+        self._next_snapshot = 0.0
         self._threads = [
             threading.Thread(target=self._stager, name="stager", daemon=True),
             threading.Thread(target=self._sender, name="dispatch", daemon=True),
@@ -706,14 +710,29 @@ class CameraWorker:
         return [runner.health() for runner in self.runners]
 
     def write_health(self) -> None:
+        """Each camera's health report, and every `SNAPSHOT_EVERY_S` its latest frame as a JPEG
+        (in the zones' pixels), where the API serves them."""
         if self.health_dir is None:
             return
         self.health_dir.mkdir(parents=True, exist_ok=True)
         for report in self.health():
-            path = self.health_dir / f"{report.camera_id}.json"
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(report.model_dump_json(), encoding="utf-8")
-            os.replace(tmp, path)
+            _replace(self.health_dir / f"{report.camera_id}.json", report.model_dump_json().encode())
+        if time.monotonic() < self._next_snapshot:
+            return
+        self._next_snapshot = time.monotonic() + SNAPSHOT_EVERY_S
+        for runner in self.runners:
+            image = runner.last_image
+            if image is not None:
+                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    _replace(self.health_dir / f"{runner.camera.id}.jpg", jpeg.tobytes())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write a report that readers see whole or not at all (no fsync: the next one replaces it)."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def frames_clock(frames: dict[int, Frame]) -> str:

@@ -206,6 +206,8 @@ def test_a_stall_on_a_live_camera_is_filed_with_its_clip_from_the_ring_buffer(ru
         db.close()
     reports = read_health(runtime.health_dir)
     assert [r.camera_id for r in reports] == ["cam-1"] and reports[0].state == "stopped"
+    snapshot = cv2.imread(str(runtime.health_dir / "cam-1.jpg"))
+    assert snapshot is not None and snapshot.shape == (H, W, 3), "the console's snapshot, in the zones' pixels"
 
 
 def test_a_camera_killed_and_back_reconnects_and_keeps_counting(runtime: Runtime) -> None:

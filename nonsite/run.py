@@ -36,9 +36,10 @@ from sqlalchemy import select
 
 from cases.casebook import Casebook
 from cases.db import Database
+from cases.errors import DatabaseError
 from cases.models import Case
 from evidence.vault import Vault
-from pipelines.settings import RunConfig, Runtime, load_run_config, register_cameras
+from pipelines.settings import RunConfig, Runtime, apply_drawn_zones, load_run_config, register_cameras
 from pipelines.staging import StagingArea
 from pipelines.worker import ModelSlot
 from vision.camera import CameraConfig, CameraConfigError, mask_credentials
@@ -389,6 +390,14 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
         raise CameraConfigError(f"{config_path} has no camera {', '.join(unknown)}", path=config_path)
     tasks.configure(runtime)
     slot = model_slot(config)
+    try:
+        db = Database(runtime.database_url, migrate=False)
+        try:
+            cameras = apply_drawn_zones(cameras, db)
+        finally:
+            db.close()
+    except DatabaseError as e:  # the cameras still watch, with the run file's zones
+        logger.error("cannot read the zones drawn in the console (%s); using the run file's", e)
     worker = CameraWorker(
         cameras,
         slot,

@@ -15,16 +15,21 @@ file for the two URLs that differ per machine: `NONSITE_DATABASE_URL` and
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
 
 from cases.casebook import Casebook
-from cases.db import database_url
+from cases.db import Database, database_url
+from cases.models import Zone
 from vision.camera import CameraConfig, CamerasFile, load_camera_configs, load_config, mask_credentials
+
+logger = logging.getLogger(__name__)
 
 #: the environment variable that carries a whole `Runtime` to child processes
 RUNTIME_ENV = "NONSITE_RUNTIME"
@@ -186,3 +191,29 @@ def register_cameras(book: Casebook, cameras: Iterable[CameraConfig]) -> list[st
         )
         ids.append(camera.id)
     return ids
+
+
+def apply_drawn_zones(cameras: Iterable[CameraConfig], db: Database) -> list[CameraConfig]:
+    """The cameras with each zone an officer redrew in the console (`Zone.edited_at` set)
+    taking its drawn polygon; a drawn polygon the camera's config would refuse is logged and
+    the configured one kept."""
+    with db.session() as s:
+        drawn = {
+            (z.camera_id, z.name): z.polygon
+            for z in s.scalars(select(Zone).where(Zone.edited_at.is_not(None), Zone.polygon.is_not(None)))
+        }
+    out = []
+    for camera in cameras:
+        if not any((camera.id, z.name) in drawn for z in camera.zones):
+            out.append(camera)
+            continue
+        document = camera.model_dump(mode="json")
+        for zone in document["zones"]:
+            zone["polygon"] = drawn.get((camera.id, zone["name"]), zone["polygon"])
+        try:
+            out.append(CameraConfig.model_validate(document))
+            logger.info("camera %s: using the zones drawn in the console", camera.id)
+        except ValueError as e:
+            logger.error("camera %s: a zone drawn in the console is refused (%s); using the run file's", camera.id, e)
+            out.append(camera)
+    return out

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cases.errors import CaseError
 
 if TYPE_CHECKING:
     from cases.casebook import Casebook, DeadlineView
@@ -40,6 +43,15 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
     user.add_argument("username")
     user.add_argument("--role", required=True, choices=["officer", "legal_reviewer", "head", "engineer", "admin"])
     user.add_argument("--name", default="", help="display name")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the user's console password from the first line of stdin (sets it for an existing user)",
+    )
+    device = command("device-token", "a token a camera worker uses to report its camera's health and snapshot")
+    device.add_argument("camera")
+    device.add_argument("--label", default="", help="what the token is for (a machine's name)")
+    device.add_argument("--days", type=int, default=365, help="days until it expires")
     file = command("file", "file sealed packages as cases (no ids: every sealed package not yet filed)")
     file.add_argument("packages", nargs="*", help="package ids (manifest hashes)")
     listing = command("list", "list cases")
@@ -139,8 +151,31 @@ def _register(book: Casebook, args: argparse.Namespace) -> int:
 
 
 def _user(book: Casebook, args: argparse.Namespace) -> int:
+    from api.accounts import AccountError, update_user
+
     book.add_user(args.username, args.role, display_name=args.name)
-    print(f"user {args.username} ({args.role})")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            update_user(book.db, username=args.username, password=password)
+        except AccountError as e:
+            raise CaseError(f"user {args.username}: {e}") from e
+    login = "can log in to the console" if args.password_stdin else "has no console password yet (--password-stdin)"
+    print(f"user {args.username} ({args.role}) {login}")
+    return 0
+
+
+def _device_token(book: Casebook, args: argparse.Namespace) -> int:
+    from api.accounts import AccountError, issue_device_token
+
+    try:
+        issued = issue_device_token(book.db, camera_id=args.camera, label=args.label, days=args.days)
+    except AccountError as e:
+        raise CaseError(str(e)) from e
+    print(issued.token)
+    print(
+        f"camera {args.camera}: expires {issued.expires_at.isoformat(timespec='seconds')}; shown once", file=sys.stderr
+    )
     return 0
 
 
@@ -325,6 +360,7 @@ def _export(book: Casebook, args: argparse.Namespace) -> int:
 HANDLERS = {
     "register": _register,
     "user": _user,
+    "device-token": _device_token,
     "file": _file,
     "list": _list,
     "show": _show,

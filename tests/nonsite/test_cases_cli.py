@@ -142,3 +142,30 @@ def test_a_recheck_from_new_footage_closes_a_rectified_case(tmp_path, capsys):
     assert "gone: rectified and closed" in out
     code, out, _ = _run(capsys, "cases", "show", *common, number)
     assert "closed  (version" in out and "recheck" in out and "history verified" in out
+
+
+def test_a_user_given_a_password_can_log_in_and_a_camera_gets_a_device_token(place, capsys, monkeypatch):
+    import io
+
+    from api.accounts import login, resolve
+    from cases.db import Database
+
+    tmp_path, common, _ = place
+    _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cameras.yaml"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    code, out, _ = _run(capsys, "cases", "user", *common, "li", "--role", "officer", "--password-stdin")
+    assert code == 0 and "can log in" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = _run(capsys, "cases", "user", *common, "li", "--role", "officer", "--password-stdin")
+    assert code != 0 and "at least 10 characters" in err
+    code, out, err = _run(capsys, "cases", "device-token", *common, "cam-1", "--label", "box-3")
+    assert code == 0 and "shown once" in err
+    db = Database(common[1])
+    try:
+        assert login(db, username="li", password="a long passphrase", hours=1).principal.role == "officer"
+        device = resolve(db, token=out.strip())
+        assert device is not None and (device.kind, device.camera_id) == ("device", "cam-1")
+    finally:
+        db.close()
+    code, _, err = _run(capsys, "cases", "device-token", *common, "cam-9")
+    assert code != 0 and "no camera 'cam-9'" in err

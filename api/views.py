@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.schemas import (
@@ -26,7 +26,7 @@ from api.schemas import (
 )
 from cases.casebook import Casebook, utc_now
 from cases.errors import UnknownRecordError
-from cases.models import Case, CaseEvidence, Deadline, Detection, Party, PartyStatement, User, Zone
+from cases.models import Camera, Case, CaseEvidence, Deadline, Detection, Party, PartyStatement, User, Zone
 from cases.states import STEPS, CaseState, Role
 from evidence.errors import EvidenceError
 
@@ -115,9 +115,29 @@ def case_filters(
     if until is not None:
         where.append(Case.opened_at < until)
     if bbox is not None:
+        # a drone finding has its own place; a camera's finding is where its camera is
         west, south, east, north = bbox
-        where += [Case.lon >= west, Case.lon <= east, Case.lat >= south, Case.lat <= north]
+        cameras_inside = select(Camera.id).where(Camera.lon.between(west, east), Camera.lat.between(south, north))
+        where.append(
+            or_(
+                and_(Case.lon.between(west, east), Case.lat.between(south, north)),
+                and_(Case.lat.is_(None), Case.camera_id.in_(cameras_inside)),
+            )
+        )
     return where
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """`west,south,east,north` in degrees (the GeoJSON order), or None."""
+    if text is None:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise ValueError(f"bbox is west,south,east,north in degrees, but got {text!r}") from e
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise ValueError(f"bbox must have west <= east within ±180 and south <= north within ±90, but got {text!r}")
+    return west, south, east, north
 
 
 def list_cases(s: Session, *, where: Sequence[ColumnElement[bool]], offset: int, limit: int) -> Page[CaseSummary]:

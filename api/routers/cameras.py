@@ -146,7 +146,7 @@ def put_health(camera_id: str, report: CameraHealth, principal: PrincipalDep, se
     _may_report(principal, camera_id)
     if report.camera_id != camera_id:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"the report is of {report.camera_id!r}, not {camera_id!r}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the report is of {report.camera_id!r}, not {camera_id!r}"
         )
     _get(services, camera_id)
     write_atomic(services.health_dir / f"{camera_id}.json", report.model_dump_json().encode())

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from api.accounts import issue_access_code
 from api.deps import CaseReader, Officer, ServicesDep
 from api.schemas import AccessCodeIssued, CaseDetail, CaseSummary, Page, StepRequest
-from api.views import case_detail, case_filters, find_case, list_cases
+from api.views import case_detail, case_filters, find_case, list_cases, parse_bbox
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 EVIDENCE_BASE = "/api/evidence"
@@ -27,9 +27,17 @@ def get_cases(
     state: Annotated[str | None, Query(max_length=32)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    bbox: Annotated[
+        str | None,
+        Query(max_length=100, description="west,south,east,north in degrees", examples=["120.1,30.2,120.2,30.3"]),
+    ] = None,
 ) -> Page[CaseSummary]:
-    """Cases, newest first, filtered by camera, kind, state and the time they were opened."""
-    where = case_filters(camera=camera, kind=kind, state=state, since=since, until=until)
+    """Cases, newest first, filtered by camera, kind, state, the time they were opened and place."""
+    try:
+        box = parse_bbox(bbox)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
+    where = case_filters(camera=camera, kind=kind, state=state, since=since, until=until, bbox=box)
     with services.db.session() as s:
         return list_cases(s, where=where, offset=offset, limit=limit)
 

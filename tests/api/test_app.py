@@ -294,3 +294,14 @@ def test_filing_records_the_keyframe_boxes_and_a_priority(deployment: Deployment
         labels = sorted({d.label for d in s.scalars(select(Detection))})
     assert rows == {"fume": 30, "construction": 20, "occupation": 10}
     assert labels == ["construction", "smoke", "stall"]
+
+
+def test_cases_are_filtered_by_place_their_own_or_their_cameras(deployment: Deployment) -> None:
+    client, headers = deployment.client, deployment.login("head-chen")
+    near_street = client.get("/api/cases", params={"bbox": "120.1605,30.2505,120.1615,30.2515"}, headers=headers)
+    assert [c["camera_id"] for c in near_street.json()["items"]] == ["cam-street"]
+    both = client.get("/api/cases", params={"bbox": "120,30,121,31"}, headers=headers).json()
+    assert both["total"] == 2, "cam-site has no place, so it is in no box"
+    for bad in ("1,2,3", "121,30,120,31", "a,b,c,d"):
+        response = client.get("/api/cases", params={"bbox": bad}, headers=headers)
+        assert response.status_code == 422 and "bbox" in response.json()["detail"]

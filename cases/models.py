@@ -76,7 +76,11 @@ class User(Base):
 
 
 class Party(Base):
-    """Premises or a party a case can name: a restaurant, a shop front, a construction parcel."""
+    """Premises or a party a case can name: a restaurant, a shop front, a construction parcel.
+
+    Premises of the registry carry the registry's `code` (unique), their street and grid (the
+    unit that manages them), category and grades, and their fume purifier.
+    """
 
     __tablename__ = "parties"
 
@@ -87,6 +91,35 @@ class Party(Base):
     credit_code: Mapped[str | None] = mapped_column(String(32))  # 统一社会信用代码
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    code: Mapped[str | None] = mapped_column(String(64), unique=True)  # the premises registry's id
+    street: Mapped[str | None] = mapped_column(String(100), index=True)  # 街道
+    grid: Mapped[str | None] = mapped_column(String(100))  # 网格
+    category: Mapped[str | None] = mapped_column(String(64))
+    size_class: Mapped[str | None] = mapped_column(String(16))  # small | medium | large (GB 18483 by stoves)
+    risk_grade: Mapped[str | None] = mapped_column(String(16))  # A (highest) .. D
+    purifier: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # model, installed_on, cleaned_on
+    contact: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    updated_at: Mapped[datetime | None]
+
+
+class Permit(Base):
+    """A permit held by premises: outdoor seating, a construction permit, a stall licence.
+
+    `area` is a GeoJSON polygon (lon, lat) where the permit applies (a permitted parcel
+    silences construction findings inside it); `valid_to` None is open-ended.
+    """
+
+    __tablename__ = "permits"
+    __table_args__ = (UniqueConstraint("party_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    number: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime | None]
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from api.accounts import AccountError, LoginThrottle, UnknownAccountError
 from api.deps import Services
 from api.health import HealthCollector
-from api.routers import auth, cameras, cases, evidence, party, review, system, users
+from api.routers import auth, cameras, cases, evidence, party, premises, review, system, users
 from api.settings import ApiSettings
 from cases.casebook import Casebook
 from cases.db import Database
@@ -29,6 +29,7 @@ from cases.errors import (
     PermissionDeniedError,
     UnknownRecordError,
 )
+from cases.premises import PremisesError
 from evidence.vault import Vault
 
 STATIC = Path(__file__).parent / "static"
@@ -78,6 +79,7 @@ def create_app(
         cases.router,
         evidence.router,
         party.router,
+        premises.router,
         system.router,
         system.metrics_route(registry),
     ):
@@ -90,6 +92,7 @@ def create_app(
     app.add_exception_handler(ConcurrentUpdateError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AccountError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(DatabaseError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(PremisesError, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

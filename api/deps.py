@@ -30,6 +30,8 @@ CAMERA_EDITORS = frozenset({Role.ENGINEER, Role.ADMIN})
 DETECTION_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER, Role.ENGINEER})
 MODEL_READERS = frozenset({Role.ENGINEER, Role.ADMIN, Role.HEAD})
 ADMINS = frozenset({Role.ADMIN})
+REGISTRARS = frozenset({Role.HEAD, Role.ADMIN})
+PREMISES_READERS = CASE_READERS | ADMINS
 ANY_USER = frozenset(Role) - {Role.SYSTEM}
 
 
@@ -103,5 +105,7 @@ CameraEditor = Annotated[Principal, Depends(users(CAMERA_EDITORS))]
 DetectionReader = Annotated[Principal, Depends(users(DETECTION_READERS))]
 ModelReader = Annotated[Principal, Depends(users(MODEL_READERS))]
 Admin = Annotated[Principal, Depends(users(ADMINS))]
+Registrar = Annotated[Principal, Depends(users(REGISTRARS))]
+PremisesReader = Annotated[Principal, Depends(users(PREMISES_READERS))]
 AnyUser = Annotated[Principal, Depends(users(ANY_USER))]
 Party = Annotated[Principal, Depends(party)]

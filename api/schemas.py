@@ -358,3 +358,57 @@ class Meta(BaseModel):
     kinds: list[str]
     roles: list[str]
     actions: list[ActionPublic]
+
+
+# --- premises -------------------------------------------------------------------------------
+
+
+class PremisesPublic(BaseModel):
+    code: str
+    name: str
+    kind: str
+    address: str
+    street: str | None
+    grid: str | None
+    lat: float | None
+    lon: float | None
+    category: str | None
+    size_class: str | None
+    risk_grade: str | None
+    purifier: dict[str, Any] | None
+    credit_code: str | None
+    contact: str
+    cases: int = 0
+    open_cases: int = 0
+    cases_last_year: int = 0
+    repeat_offender: bool = False
+
+
+class PermitPublic(BaseModel):
+    kind: str
+    number: str
+    valid_from: datetime
+    valid_to: datetime | None
+    area: dict[str, Any] | None
+
+
+class PremisesDetail(PremisesPublic):
+    zones: list[dict[str, str]]  # camera_id, zone, rule
+    permits: list[PermitPublic]
+    recent_cases: list[CaseSummary]
+
+
+class RowProblemPublic(BaseModel):
+    row: int
+    column: str
+    message: str
+
+
+class ImportReportPublic(BaseModel):
+    ok: bool
+    dry_run: bool
+    rows: int
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    problems: list[RowProblemPublic]

@@ -48,6 +48,12 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
         action="store_true",
         help="read the user's console password from the first line of stdin (sets it for an existing user)",
     )
+    imports = command("import-premises", "import the premises registry from a CSV or Excel file")
+    imports.add_argument("file", type=Path)
+    imports.add_argument("--dry-run", action="store_true", help="check the file and say what would change")
+    premises = command("premises", "the premises registry with each one's cases (--repeat: repeat offenders only)")
+    premises.add_argument("--street")
+    premises.add_argument("--repeat", action="store_true")
     device = command("device-token", "a token a camera worker uses to report its camera's health and snapshot")
     device.add_argument("camera")
     device.add_argument("--label", default="", help="what the token is for (a machine's name)")
@@ -162,6 +168,47 @@ def _user(book: Casebook, args: argparse.Namespace) -> int:
             raise CaseError(f"user {args.username}: {e}") from e
     login = "can log in to the console" if args.password_stdin else "has no console password yet (--password-stdin)"
     print(f"user {args.username} ({args.role}) {login}")
+    return 0
+
+
+def _import_premises(book: Casebook, args: argparse.Namespace) -> int:
+    from cases.premises import import_premises
+
+    if not args.file.is_file():
+        raise CaseError(f"premises file {args.file} does not exist")
+    report = import_premises(book.db, args.file, at=book.clock(), dry_run=args.dry_run)
+    for problem in report.problems:
+        print(f"{args.file.name}: {problem}", file=sys.stderr)
+    if not report.ok:
+        print(f"{len(report.problems)} problem(s); nothing was imported", file=sys.stderr)
+        return 1
+    would = "would be " if args.dry_run else ""
+    print(
+        f"{report.rows} premises: {len(report.created)} {would}created, {len(report.updated)} {would}updated, "
+        f"{len(report.unchanged)} unchanged"
+    )
+    return 0
+
+
+def _premises(book: Casebook, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from cases.models import Party
+    from cases.premises import premises_history
+
+    with book.db.session() as s:
+        query = select(Party).where(Party.code.is_not(None)).order_by(Party.street, Party.code)
+        if args.street:
+            query = query.where(Party.street == args.street)
+        rows = list(s.scalars(query))
+    history = premises_history(book.db, [p.code for p in rows if p.code], at=book.clock())
+    for party in rows:
+        h = history.get(party.code or "")
+        if args.repeat and not (h and h.repeat_offender):
+            continue
+        cases = f"{h.cases} case(s), {h.open_cases} open, {h.cases_last_year} in the last year" if h else "no cases"
+        repeat = "  REPEAT" if h and h.repeat_offender else ""
+        print(f"{party.code:<12} {party.street or '-':<10} {party.risk_grade or '-':<2} {party.name}  {cases}{repeat}")
     return 0
 
 
@@ -361,6 +408,8 @@ HANDLERS = {
     "register": _register,
     "user": _user,
     "device-token": _device_token,
+    "import-premises": _import_premises,
+    "premises": _premises,
     "file": _file,
     "list": _list,
     "show": _show,

@@ -169,3 +169,20 @@ def test_a_user_given_a_password_can_log_in_and_a_camera_gets_a_device_token(pla
         db.close()
     code, _, err = _run(capsys, "cases", "device-token", *common, "cam-9")
     assert code != 0 and "no camera 'cam-9'" in err
+
+
+def test_premises_are_imported_and_listed_and_a_bad_file_names_its_rows(place, capsys):
+    tmp_path, common, _ = place
+    _run(capsys, "cases", "register", *common, "--cameras", str(tmp_path / "cameras.yaml"))
+    good = tmp_path / "premises.csv"
+    good.write_text("编号,名称,街道,风险等级,监控区域\nR-1,老王面馆,文化街道,B,cam-1:sidewalk\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "cases", "import-premises", *common, str(good), "--dry-run")
+    assert code == 0 and "1 would be created" in out
+    code, out, _ = _run(capsys, "cases", "import-premises", *common, str(good))
+    assert code == 0 and "1 created" in out
+    code, out, _ = _run(capsys, "cases", "premises", *common)
+    assert code == 0 and "R-1" in out and "老王面馆" in out and "no cases" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("编号,名称,街道,风险等级\nR-2,,文化街道,Q\n", encoding="utf-8")
+    code, _, err = _run(capsys, "cases", "import-premises", *common, str(bad))
+    assert code == 1 and "row 2, 名称" in err and "row 2, 风险等级" in err and "nothing was imported" in err

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from api.accounts import AccountError, LoginThrottle, UnknownAccountError
 from api.deps import Services
 from api.health import HealthCollector
-from api.routers import auth, cameras, cases, evidence, party, premises, review, system, users
+from api.routers import auth, cameras, cases, evidence, field, party, premises, review, system, users
 from api.settings import ApiSettings
+from api.uploads import UnknownUploadError, UploadError, UploadStore
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.errors import (
@@ -52,6 +53,7 @@ def create_app(
     casebook: Casebook | None = None,
     model_path: Path | None = None,
     models_dir: Path = MODELS_DIR,
+    uploads_dir: Path | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -67,6 +69,7 @@ def create_app(
         models_dir=models_dir,
         model_path=model_path,
         throttle=LoginThrottle(settings.login_attempts, settings.login_pause_s),
+        uploads=UploadStore(uploads_dir or vault.root.parent / "uploads", max_bytes=settings.field_upload_max_bytes),
     )
     registry = CollectorRegistry()
     registry.register(HealthCollector(health_dir))
@@ -79,6 +82,7 @@ def create_app(
         cases.router,
         evidence.router,
         party.router,
+        field.router,
         premises.router,
         system.router,
         system.metrics_route(registry),
@@ -92,6 +96,8 @@ def create_app(
     app.add_exception_handler(ConcurrentUpdateError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AccountError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(DatabaseError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(UnknownUploadError, _error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(UploadError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(PremisesError, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
 

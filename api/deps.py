@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.accounts import LoginThrottle, Principal, resolve
 from api.settings import ApiSettings
+from api.uploads import UploadStore
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.states import Role
@@ -44,6 +45,7 @@ class Services:
     models_dir: Path
     model_path: Path | None
     throttle: LoginThrottle
+    uploads: UploadStore
 
 
 def get_services(request: Request) -> Services:

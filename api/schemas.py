@@ -412,3 +412,38 @@ class ImportReportPublic(BaseModel):
     updated: list[str]
     unchanged: list[str]
     problems: list[RowProblemPublic]
+
+
+# --- field evidence -----------------------------------------------------------------------------
+
+
+class UploadCreate(Strict):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    media_type: Annotated[str, StringConstraints(max_length=64)]
+    size: int = Field(gt=0, description="The whole file's size in bytes")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="If given, the finished upload must match it"
+    )
+
+
+class UploadPublic(BaseModel):
+    id: str
+    filename: str
+    media_type: str
+    size: int
+    offset: int = Field(description="Bytes received so far: send the next chunk from here")
+    complete: bool
+    expires_at: datetime
+
+
+UploadId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22}$")]
+
+
+class FieldEvidenceCreate(Strict):
+    uploads: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22}$")]] = Field(
+        min_length=1, max_length=20
+    )
+    captured_at: datetime = Field(description="When the photos, video or audio were taken")
+    note: Annotated[str, StringConstraints(max_length=4000)] = ""
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)

@@ -32,6 +32,9 @@ class ApiSettings(BaseSettings):
     party_code_days: int = Field(30, ge=1, le=365, description="Days a party's case access code lasts")
     party_session_hours: float = Field(2.0, gt=0, le=24, description="Hours a party's portal login lasts")
     max_upload_bytes: int = Field(8 << 20, ge=1024, le=1 << 30, description="Largest upload accepted, in bytes")
+    field_upload_max_bytes: int = Field(
+        512 << 20, ge=1024, le=16 << 30, description="Largest photo, video or audio file an officer uploads, in bytes"
+    )
     secure_cookies: bool = Field(False, description="Mark the session cookie Secure (serve over HTTPS)")
     login_attempts: int = Field(5, ge=1, le=100, description="Failed logins of one user before a pause")
     login_pause_s: float = Field(60.0, ge=0, le=3600, description="Seconds a user waits after too many failures")

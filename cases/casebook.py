@@ -128,6 +128,7 @@ class Finding:
     lon: float | None = None
     radius_m: float | None = None
     recheck_of: str | None = None  # a re-check look names the case it was taken for
+    attach_to: str | None = None  # field evidence an officer took for a case names it
     present: bool = True  # a re-check look may say the violation was gone
     boxes: tuple[DetectedBox, ...] = ()
 
@@ -137,13 +138,15 @@ class Finding:
         try:
             violation = manifest["violation"]
             place = manifest.get("place") or {}
+            device = manifest.get("device") or {}
             started = datetime.fromisoformat(violation["started_at"])
             ended = datetime.fromisoformat(violation["ended_at"])
             fps = (manifest.get("capture") or {}).get("fps")
             return cls(
                 package_id=package_id,
                 kind=str(violation["kind"]),
-                camera_id=(manifest.get("device") or {}).get("id"),
+                # an officer's field evidence names the officer as its device, not a camera
+                camera_id=device.get("id") if device.get("kind", "camera") == "camera" else None,
                 zone=violation.get("zone"),
                 started_at=started,
                 ended_at=ended,
@@ -152,6 +155,7 @@ class Finding:
                 lon=place.get("lon"),
                 radius_m=place.get("radius_m"),
                 recheck_of=violation.get("recheck_of"),
+                attach_to=violation.get("attach_to"),
                 present=bool(violation.get("present", True)),
                 boxes=_keyframe_boxes(violation, started, float(fps) if fps else None),
             )
@@ -347,6 +351,18 @@ class Casebook:
         existing = s.scalar(select(CaseEvidence).where(CaseEvidence.package_id == finding.package_id))
         if existing is not None:
             return Filed(finding.package_id, existing.case.number, created=False, joined=False)
+        if finding.attach_to is not None:
+            # field evidence sealed for a case, whose attaching a crash interrupted
+            case = s.scalar(select(Case).where(Case.number == finding.attach_to).with_for_update())
+            if case is None:
+                raise FilingError(f"package {finding.package_id} was taken for unknown case {finding.attach_to!r}")
+            self._attach(s, case, finding, "attachment", at)
+            if CaseState(case.state) not in TERMINAL_STATES:
+                self._step(
+                    s, case, STEPS["add_evidence"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id]
+                )
+            return Filed(finding.package_id, case.number, created=False, joined=True)
+
         zone = None
         if finding.camera_id is not None:
             # one filer per camera at a time, so dedupe sees every case opened before it

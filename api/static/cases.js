@@ -215,7 +215,7 @@ export function casePage(root, _params, _ctx, number) {
     );
   }
 
-  function packageCard(pkg) {
+  function packageCard(pkg, _index, all) {
     const verdictEl = h("span", { class: "verdict pending", testid: "verification", "data-ok": "" }, t("verify_running"));
     const checksEl = h("details", { hidden: true }, h("summary", {}, ""), h("ul", { class: "checks" }));
     const custody = h("ul", { class: "checks" });
@@ -243,7 +243,7 @@ export function casePage(root, _params, _ctx, number) {
       verdictEl.textContent = `${v.ok ? "✓" : "✗"} ${v.ok ? t("verify_ok") : t("verify_failed")}`;
       const passed = v.checks.filter((c) => c.ok).length;
       checksEl.hidden = false;
-      checksEl.open = !v.ok;
+      checksEl.open = !v.ok || all.length === 1; // one package: every check shown; many: the failed ones
       checksEl.querySelector("summary").textContent = t("verify_checks", { ok: passed, n: v.checks.length });
       fill(
         checksEl.querySelector("ul"),
@@ -283,7 +283,7 @@ export function casePage(root, _params, _ctx, number) {
         pkg.role ? h("span", { class: "badge" }, pkg.role) : null,
         verdictEl,
         h("span", { style: "flex:1" }),
-        h("a", { class: "button", href: `/api/evidence/${pkg.package_id}/bundle`, download: `evidence-${pkg.package_id.slice(0, 16)}.zip`, testid: "bundle-link" }, "⭳ ", t("package_bundle")),
+        h("a", { class: "button", href: `/api/evidence/${pkg.package_id}/bundle`, download: `evidence-${pkg.package_id.slice(0, 16)}.zip`, testid: "bundle-link" }, "↓ ", t("package_bundle")),
       ),
       h(
         "dl",
@@ -314,7 +314,7 @@ export function casePage(root, _params, _ctx, number) {
       h(
         "table",
         { class: "small" },
-        h("thead", {}, h("tr", {}, ["#", "label", "frame", "box", t("score"), t("corrected")].map((k) => h("th", {}, k)))),
+        h("thead", {}, h("tr", {}, ["#", t("det_label"), t("det_frame"), t("det_box"), t("score"), t("corrected")].map((k) => h("th", {}, k)))),
         h(
           "tbody",
           {},
@@ -413,8 +413,7 @@ export function casePage(root, _params, _ctx, number) {
               );
             },
           },
-          "🔑 ",
-          t("case_access_code"),
+                    t("case_access_code"),
         )
       : null;
     return h(
@@ -450,7 +449,7 @@ export function casePage(root, _params, _ctx, number) {
                     "tr",
                     { class: `dl-row-${d.status}`, testid: "deadline", "data-status": d.status, "data-name": d.name },
                     h("td", {}, h("div", {}, tv("deadline", d.name)), h("div", { class: "muted small" }, d.basis)),
-                    h("td", {}, tv("owner", d.owner)),
+                    h("td", { class: "nowrap" }, tv("owner", d.owner)),
                     h("td", { class: "nowrap" }, fmtTime(d.due_at), d.provisional ? h("div", { class: "muted small" }, t("deadline_provisional")) : null),
                     h("td", {}, h("span", { class: `badge dl-${d.status}` }, tv("deadline_status", d.status))),
                   ),

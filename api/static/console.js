@@ -2,7 +2,7 @@
 // Pages (review, cases, cameras, map, KPIs) live in their own modules; each returns an object
 // with optional onKey(event) -> handled, onModKey(event), destroy() and help sections.
 
-import { app, CAMERA_EDITORS, CASE_READERS, can, loadCameras, navigate, OFFICERS } from "./app.js";
+import { app, CASE_READERS, can, loadCameras, OFFICERS } from "./app.js";
 import { camerasPage, cameraPage, EDITOR_HELP } from "./cameras.js";
 import { casePage, casesPage, CASE_HELP } from "./cases.js";
 import { lang, onLangChange, setLang, t, tv } from "./i18n.js";
@@ -289,5 +289,4 @@ async function boot() {
   route();
 }
 
-export { CAMERA_EDITORS, navigate };
 boot();

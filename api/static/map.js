@@ -19,6 +19,12 @@ function niceStep(span, lines) {
   return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || raw;
 }
 
+/** The largest 1, 2 or 5 times a power of ten that is at most `value`. */
+function niceFloor(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [5, 2, 1].map((m) => m * power).find((s) => s <= value) || power;
+}
+
 function decimals(step) {
   return Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
 }
@@ -100,7 +106,7 @@ function drawMap(findings, cameras) {
 
   // scale bar: a round length of about a fifth of the width
   const pxPerMeter = scale / METERS_PER_DEGREE;
-  const meters = niceStep((W / 5) / pxPerMeter, 1);
+  const meters = niceFloor(W / 5 / pxPerMeter);
   const barPx = meters * pxPerMeter;
   const bx = W - MARGIN - barPx;
   const by = H - MARGIN + 14;
@@ -124,8 +130,8 @@ function drawMap(findings, cameras) {
       h(
         "svg:g",
         { testid: "map-camera", "data-camera": camera.id },
-        h("svg:rect", { class: "camera", x: cx - 6, y: cy - 6, width: 12, height: 12, rx: 2 }),
-        h("svg:text", { class: "camera-label", x: cx + 10, y: cy + 22 }, camera.name),
+        h("svg:rect", { class: "camera", x: cx - 14, y: cy - 14, width: 28, height: 28, rx: 4 }),
+        h("svg:text", { class: "camera-label", x: cx + 18, y: cy + 5 }, camera.name),
       ),
     );
   }

@@ -120,7 +120,7 @@ function showCase(c) {
     h(
       "div",
       { class: "page-head party-hero" },
-      h("h1", { class: "mono", testid: "party-case-number" }, c.number),
+      h("h1", { class: "case-no", testid: "party-case-number" }, c.number),
       h("span", { class: `badge kind-${c.kind}` }, tv("kind", c.kind)),
       h("span", { class: `badge state-${c.state}`, testid: "party-case-state" }, tv("state", c.state)),
     ),

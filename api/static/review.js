@@ -230,9 +230,8 @@ export function reviewPage(root, params, ctx) {
             h("button", { type: "button", testid: "review-redraw", onclick: () => startDraw() }, t("review_redraw"), h("kbd", {}, "B")),
             h("button", { type: "button", testid: "review-open", onclick: () => openCase() }, t("review_open"), h("kbd", {}, "O")),
           ),
-          ruleEl,
-          h("div", {}, h("h3", {}, t("review_clip")), clipBox),
         ),
+        h("div", { class: "extra" }, h("div", {}, h("h3", {}, t("review_clip")), clipBox), h("div", {}, h("h3", {}, t("review_rule")), ruleEl)),
       ),
     );
 

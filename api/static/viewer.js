@@ -216,13 +216,13 @@ export class EvidenceViewer {
     this.svg.querySelector(".draft")?.remove();
   }
 
+  /** The keyframe pixel under a pointer (the overlay stretches the keyframe's pixels over its box). */
   toImage(event) {
-    const point = this.svg.createSVGPoint();
-    point.x = event.clientX;
-    point.y = event.clientY;
-    const p = point.matrixTransform(this.svg.getScreenCTM().inverse());
+    const rect = this.svg.getBoundingClientRect();
     const [w, hgt] = this.size();
-    return [Math.min(Math.max(p.x, 0), w), Math.min(Math.max(p.y, 0), hgt)];
+    const x = ((event.clientX - rect.left) / rect.width) * w;
+    const y = ((event.clientY - rect.top) / rect.height) * hgt;
+    return [Math.min(Math.max(x, 0), w), Math.min(Math.max(y, 0), hgt)];
   }
 
   bindDrawing() {

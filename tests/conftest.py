@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ SHARED_DATA = Path(
     os.environ.get("NONSITE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = Path(os.environ.get("NONSITE_CHROMIUM", "/usr/bin/chromium"))
 POSTGRES_ADMIN_URL = os.environ.get("NONSITE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -37,9 +38,16 @@ def _missing(marker: str) -> str | None:
     ):
         return "needs the train extra: pip install -e '.[train]'"
     if marker == "services":
-        down = [name for name, port in (("Redis", 6379), ("RabbitMQ", 5672)) if not _listening(port)]
+        down = [
+            name for name, port in (("Redis", 6379), ("RabbitMQ", 5672), ("Mosquitto", 1883)) if not _listening(port)
+        ]
         if down:
             return f"needs {' and '.join(down)} on 127.0.0.1 (.ci/run starts them)"
+    if marker == "browser":
+        if not CHROMIUM.is_file():
+            return f"needs Chromium at {CHROMIUM}: apt-get install -y chromium fonts-noto-cjk (or set NONSITE_CHROMIUM)"
+        if importlib.util.find_spec("playwright") is None:
+            return "needs the dev extra's playwright: pip install -e '.[dev]'"
     return None
 
 
@@ -52,7 +60,7 @@ def _listening(port: int) -> bool:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in ("shared_data", "train", "services"):
+    for marker in ("shared_data", "train", "services", "browser"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing(marker)
@@ -61,6 +69,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if IN_CI:
             pytest.fail(f"CI must run this test, but it {reason}")
         pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item (`item.report_call`), so that a fixture can act on a failed test."""
+    report: pytest.TestReport = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")

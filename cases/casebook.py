@@ -53,6 +53,7 @@ from cases.models import (
 )
 from cases.policy import ENTRY_DEADLINES, PARTY_DEADLINES, STATUTORY, CasePolicy
 from cases.states import STEPS, TERMINAL_STATES, CaseState, RejectReason, Role, Step
+from evidence.errors import EvidenceError
 from evidence.merkle import leaf_hash
 from evidence.package import PackageError, load_package
 from evidence.vault import CUSTODY_ACTIONS, CustodyEvent, Vault
@@ -71,8 +72,18 @@ def utc_now() -> datetime:
 # what a kind's box shows when the rule does not name the object's class
 DEFAULT_LABELS = {"fume": "smoke", "construction": "construction", "occupation": "object"}
 # the review queue's order: kinds that hurt more are looked at first, repeats before first offences
-KIND_PRIORITY = {"fume": 30, "construction": 20, "occupation": 10}
+KIND_PRIORITY = {"fume": 30, "purifier_off": 25, "construction": 20, "occupation": 10}
 REPEAT_PRIORITY = 5
+FUSED_PRIORITY = 15
+# kinds whose findings are of premises: a camera zone's and a monitor's of one premises dedupe and fuse
+PARTY_KINDS = frozenset({"fume", "purifier_off"})
+FUSING_SOURCES = frozenset({"camera", "fume_monitor"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    where: list[Any]
+    by_point: bool  # drone findings: candidates must also be near by distance
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +140,8 @@ class Finding:
     radius_m: float | None = None
     recheck_of: str | None = None  # a re-check look names the case it was taken for
     attach_to: str | None = None  # field evidence an officer took for a case names it
+    premises: str | None = None  # the registry code of the premises a finding without a camera zone is of
+    source: str = "camera"  # the device kind: camera, fume_monitor, officer, drone
     present: bool = True  # a re-check look may say the violation was gone
     boxes: tuple[DetectedBox, ...] = ()
 
@@ -156,6 +169,8 @@ class Finding:
                 radius_m=place.get("radius_m"),
                 recheck_of=violation.get("recheck_of"),
                 attach_to=violation.get("attach_to"),
+                premises=violation.get("premises"),
+                source=str(device.get("kind", "camera")),
                 present=bool(violation.get("present", True)),
                 boxes=_keyframe_boxes(violation, started, float(fps) if fps else None),
             )
@@ -363,6 +378,14 @@ class Casebook:
                 )
             return Filed(finding.package_id, case.number, created=False, joined=True)
 
+        party = None
+        if finding.premises is not None:
+            # one filer per premises at a time: its camera and its monitor may file together
+            party = s.scalar(select(Party).where(Party.code == finding.premises).with_for_update())
+            if party is None:
+                raise FilingError(
+                    f"package {finding.package_id} names premises {finding.premises!r}, which is not in the registry"
+                )
         zone = None
         if finding.camera_id is not None:
             # one filer per camera at a time, so dedupe sees every case opened before it
@@ -379,8 +402,10 @@ class Casebook:
                         f"package {finding.package_id} names zone {finding.zone!r}, which camera "
                         f"{finding.camera_id!r} does not have"
                     )
-        elif finding.lat is None or finding.lon is None:
-            raise FilingError(f"package {finding.package_id} names neither a camera nor a place on the ground")
+        elif party is None and (finding.lat is None or finding.lon is None):
+            raise FilingError(
+                f"package {finding.package_id} names neither a camera, nor premises, nor a place on the ground"
+            )
         elif s.get_bind().dialect.name == "postgresql":
             # no camera row to lock: one drone filer per kind at a time (SQLite serialises writers anyway)
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"nonsite.drone.{finding.kind}"})
@@ -398,16 +423,32 @@ class Casebook:
                 self._step(s, case, STEPS["add_evidence"], system, at=at, evidence=[finding.package_id])
             return Filed(finding.package_id, case.number, created=False, joined=True)
 
-        open_case = self._open_case_for(s, finding, zone)
+        party_id = zone.party_id if zone is not None and zone.party_id is not None else party.id if party else None
+        if party is None and party_id is not None and finding.kind in PARTY_KINDS:
+            s.scalar(select(Party).where(Party.id == party_id).with_for_update())
+        place = self._same_place(finding, zone, party_id)
+        open_case = self._open_case_for(s, finding, place)
         if open_case is not None:
             self._attach(s, open_case, finding, "detection", at)
+            reason = ""
+            if open_case.fused_at is None and self._fuses(s, open_case, finding):
+                open_case.fused_at = at
+                open_case.priority += FUSED_PRIORITY
+                reason = f"fused: {finding.source} evidence of the same premises within the fusion window"
+            open_case.first_seen_at = min(open_case.first_seen_at, finding.started_at)
             open_case.last_seen_at = max(open_case.last_seen_at, finding.ended_at)
             self._step(
-                s, open_case, STEPS["add_evidence"], self._user(s, SYSTEM_USER), at=at, evidence=[finding.package_id]
+                s,
+                open_case,
+                STEPS["add_evidence"],
+                self._user(s, SYSTEM_USER),
+                at=at,
+                reason=reason,
+                evidence=[finding.package_id],
             )
             return Filed(finding.package_id, open_case.number, created=False, joined=True)
 
-        previous = self._last_closed(s, finding, zone)
+        previous = self._last_closed(s, finding, place)
         case = Case(
             number=self._next_number(s, at),
             agency=self.policy.agency,
@@ -415,9 +456,9 @@ class Casebook:
             state=CaseState.DETECTED.value,
             camera_id=finding.camera_id,
             zone_id=zone.id if zone else None,
-            party_id=zone.party_id if zone else None,
-            lat=finding.lat,
-            lon=finding.lon,
+            party_id=party_id,
+            lat=finding.lat if finding.lat is not None or party is None else party.lat,
+            lon=finding.lon if finding.lon is not None or party is None else party.lon,
             radius_m=finding.radius_m,
             first_seen_at=finding.started_at,
             last_seen_at=finding.ended_at,
@@ -433,39 +474,66 @@ class Casebook:
             finding.package_id, case.number, created=True, joined=False, repeat_of=previous.number if previous else None
         )
 
-    def _same_place(self, finding: Finding, zone: Zone | None) -> list[Any]:
+    def _same_place(self, finding: Finding, zone: Zone | None, party_id: int | None) -> _Place:
+        """Where a finding is, for dedupe: a fume finding of known premises is of the premises,
+        whichever camera or monitor saw it (so they fuse); else its camera zone, else its point."""
+        if party_id is not None and finding.kind in PARTY_KINDS:
+            return _Place([Case.party_id == party_id], by_point=False)
         if finding.camera_id is not None:
-            return [Case.camera_id == finding.camera_id, Case.zone_id == (zone.id if zone else None)]
-        return [Case.camera_id.is_(None), Case.lat.is_not(None), Case.lon.is_not(None)]
+            return _Place([Case.camera_id == finding.camera_id, Case.zone_id == (zone.id if zone else None)], False)
+        return _Place([Case.camera_id.is_(None), Case.lat.is_not(None), Case.lon.is_not(None)], by_point=True)
 
-    def _near(self, case: Case, finding: Finding) -> bool:
-        if finding.camera_id is not None:
+    def _near(self, case: Case, finding: Finding, place: _Place) -> bool:
+        if not place.by_point:
             return True
         assert case.lat is not None and case.lon is not None and finding.lat is not None and finding.lon is not None
         reach = (case.radius_m or 0.0) + (finding.radius_m or 0.0)
         return _distance_m(case.lat, case.lon, finding.lat, finding.lon) <= max(reach, 1.0)
 
-    def _open_case_for(self, s: Session, finding: Finding, zone: Zone | None) -> Case | None:
+    def _open_case_for(self, s: Session, finding: Finding, place: _Place) -> Case | None:
         query = (
             select(Case)
             .where(
                 Case.kind == finding.kind,
                 Case.state.not_in([state.value for state in TERMINAL_STATES]),
                 Case.last_seen_at >= finding.started_at - self.policy.merge_window,
-                *self._same_place(finding, zone),
+                *place.where,
             )
             .order_by(Case.last_seen_at.desc())
             .with_for_update()
         )
-        return next((case for case in s.scalars(query) if self._near(case, finding)), None)
+        return next((case for case in s.scalars(query) if self._near(case, finding, place)), None)
 
-    def _last_closed(self, s: Session, finding: Finding, zone: Zone | None) -> Case | None:
+    def _last_closed(self, s: Session, finding: Finding, place: _Place) -> Case | None:
         query = (
             select(Case)
-            .where(Case.kind == finding.kind, Case.state == CaseState.CLOSED.value, *self._same_place(finding, zone))
+            .where(Case.kind == finding.kind, Case.state == CaseState.CLOSED.value, *place.where)
             .order_by(Case.closed_at.desc())
         )
-        return next((case for case in s.scalars(query) if self._near(case, finding)), None)
+        return next((case for case in s.scalars(query) if self._near(case, finding, place)), None)
+
+    def _fuses(self, s: Session, case: Case, finding: Finding) -> bool:
+        """A camera plume and a monitor exceedance of one premises, close in time: one stronger finding."""
+        if finding.source not in FUSING_SOURCES or finding.kind not in PARTY_KINDS:
+            return False
+        window = self.policy.fusion_window
+        held = s.scalars(select(CaseEvidence).where(CaseEvidence.case_id == case.id, CaseEvidence.role == "detection"))
+        return any(
+            e.observed_from is not None
+            and e.observed_to is not None
+            and finding.started_at <= e.observed_to + window
+            and finding.ended_at >= e.observed_from - window
+            and self._source_of(e.package_id) in FUSING_SOURCES - {finding.source}
+            for e in held
+        )
+
+    def _source_of(self, package_id: str) -> str:
+        """The kind of device that sealed a package (its manifest only is read)."""
+        try:
+            manifest = json.loads(self.vault.store.get(package_id))
+        except (EvidenceError, ValueError):
+            return "unknown"
+        return str((manifest.get("device") or {}).get("kind", "camera"))
 
     def _next_number(self, s: Session, at: datetime) -> str:
         """The next case number of the agency in the local year of `at`, e.g. CG-2026-000123."""

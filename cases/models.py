@@ -190,6 +190,8 @@ class Case(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))  # reject reason code, "rectified", "decided", ...
     previous_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # higher is reviewed first
+    # when a camera's and a fume monitor's findings of the premises first met in this case
+    fused_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it from the class)
@@ -329,6 +331,7 @@ class ApiToken(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     camera_id: Mapped[str | None] = mapped_column(ForeignKey("cameras.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    monitor_id: Mapped[str | None] = mapped_column(String(64))  # a fume monitor's device token
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
@@ -361,3 +364,31 @@ class PartyStatement(Base):
     text: Mapped[str] = mapped_column(Text)
     contact: Mapped[str] = mapped_column(String(200), default="")
     submitted_at: Mapped[datetime]
+
+
+class Monitor(Base):
+    """An online fume monitor on a premises' exhaust, and the settings its readings are judged by."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # pipelines.monitors.MonitorConfig, as JSON
+    created_at: Mapped[datetime]
+
+    party: Mapped[Party | None] = relationship()
+
+
+class MonitorReading(Base):
+    """One reading as the monitor sent it; kept so that an episode's evidence holds every reading of it."""
+
+    __tablename__ = "monitor_readings"
+    __table_args__ = (UniqueConstraint("monitor_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id"))
+    at: Mapped[datetime]
+    concentration_mg_m3: Mapped[float] = mapped_column(Float)
+    purifier_on: Mapped[bool | None] = mapped_column(Boolean)
+    fan_on: Mapped[bool | None] = mapped_column(Boolean)
+    received_at: Mapped[datetime]

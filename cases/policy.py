@@ -35,6 +35,12 @@ class CasePolicy(BaseModel):
     filing_working_days: int = Field(7, ge=1, le=30, description="Working days for the head to file an escalation")
     closing_working_days: int = Field(3, ge=1, le=30, description="Working days to close a finished case")
     due_soon_hours: float = Field(48.0, gt=0, le=24 * 30, description="A deadline this close counts as due soon")
+    fusion_window_minutes: float = Field(
+        30.0,
+        ge=0,
+        le=24 * 60,
+        description="A camera plume and a monitor exceedance of one premises this close in time are one fused finding",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -52,6 +58,10 @@ class CasePolicy(BaseModel):
     @property
     def merge_window(self) -> timedelta:
         return timedelta(hours=self.merge_window_hours)
+
+    @property
+    def fusion_window(self) -> timedelta:
+        return timedelta(minutes=self.fusion_window_minutes)
 
     @property
     def due_soon_delta(self) -> timedelta:

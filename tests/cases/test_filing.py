@@ -122,7 +122,7 @@ def test_drone_findings_dedupe_by_overlapping_place(casebook, vault, clock):
     [
         ({"camera": "cam-9"}, "camera 'cam-9', which is not registered"),
         ({"zone": "roof"}, "zone 'roof', which camera 'cam-1' does not have"),
-        ({"camera": None, "zone": None}, "neither a camera nor a place"),
+        ({"camera": None, "zone": None}, "neither a camera, nor premises, nor a place"),
     ],
 )
 def test_findings_that_name_unknown_places_are_refused_and_nothing_is_written(casebook, vault, clock, kwargs, message):

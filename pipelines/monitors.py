@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -595,6 +595,15 @@ class MonitorTracker:
         )
 
 
+class ReadingSink(Protocol):
+    """What takes readings and hands back the episodes they closed: a `MonitorBank`, or a
+    service that also keeps the readings (`pipelines.fume.MonitorService`)."""
+
+    def add(self, reading: Reading, *, received_at: datetime | None = None) -> list[Episode]: ...
+
+    def expire(self, now: datetime) -> list[Episode]: ...
+
+
 class MonitorBank:
     """The trackers of every known monitor, by id; safe to share between threads.
 
@@ -614,6 +623,11 @@ class MonitorBank:
     @property
     def monitor_ids(self) -> list[str]:
         return sorted(self._trackers)
+
+    def register(self, config: MonitorConfig) -> None:
+        """Add a monitor, or change one's settings (its tracker starts afresh)."""
+        with self._lock:
+            self._trackers = {**self._trackers, config.monitor_id: MonitorTracker(config)}
 
     def __contains__(self, monitor_id: object) -> bool:
         return monitor_id in self._trackers

@@ -44,7 +44,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from pipelines.monitors import ID_PATTERN, Episode, MonitorBank, Reading, UnknownMonitorError
+from pipelines.monitors import ID_PATTERN, Episode, Reading, ReadingSink, UnknownMonitorError
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class MonitorSubscriber:
         self,
         host: str,
         port: int,
-        bank: MonitorBank,
+        bank: ReadingSink,
         on_episode: Callable[[Episode], None],
         *,
         client_id: str = DEFAULT_CLIENT_ID,

@@ -25,7 +25,7 @@ from api.security import (
 )
 from cases.casebook import utc_now
 from cases.db import Database
-from cases.models import ApiToken, Camera, Case, CaseAccessCode, User
+from cases.models import ApiToken, Camera, Case, CaseAccessCode, Monitor, User
 from cases.states import Role
 
 USER_ROLES = tuple(r for r in Role if r is not Role.SYSTEM)
@@ -58,6 +58,7 @@ class Principal:
     name: str  # username, device label, or party:<case number>
     role: str | None = None
     camera_id: str | None = None
+    monitor_id: str | None = None
     case_id: int | None = None
     case_number: str | None = None
     token_id: int | None = None
@@ -191,25 +192,36 @@ def login(db: Database, *, username: str, password: str, hours: float) -> Issued
         return Issued(token, row.expires_at, Principal("user", user.username, role=user.role, token_id=row.id))
 
 
-def issue_device_token(db: Database, *, camera_id: str, label: str, days: int) -> Issued:
-    """A token a camera worker uses to report its camera's health and snapshots, and nothing else."""
+def issue_device_token(
+    db: Database, *, camera_id: str | None = None, monitor_id: str | None = None, label: str, days: int
+) -> Issued:
+    """A token a camera worker uses to report its camera's health and snapshots, or a fume
+    monitor to send its readings; it can do nothing else."""
+    if (camera_id is None) == (monitor_id is None):
+        raise AccountError("a device token is for one camera or one fume monitor")
     now = utc_now()
     with db.session() as s:
-        if s.get(Camera, camera_id) is None:
+        if camera_id is not None and s.get(Camera, camera_id) is None:
             raise UnknownAccountError(f"no camera {camera_id!r}")
+        if monitor_id is not None and s.get(Monitor, monitor_id) is None:
+            raise UnknownAccountError(f"no fume monitor {monitor_id!r}")
         token = new_token()
+        device = camera_id or monitor_id
         row = ApiToken(
             token_sha256=digest(token),
             kind="device",
             camera_id=camera_id,
-            label=label or camera_id,
+            monitor_id=monitor_id,
+            label=label or str(device),
             created_at=now,
             expires_at=now + timedelta(days=days),
         )
         s.add(row)
         s.flush()
-        name = f"device:{row.label}"
-        return Issued(token, row.expires_at, Principal("device", name, camera_id=camera_id, token_id=row.id))
+        principal = Principal(
+            "device", f"device:{row.label}", camera_id=camera_id, monitor_id=monitor_id, token_id=row.id
+        )
+        return Issued(token, row.expires_at, principal)
 
 
 def revoke(db: Database, *, token_id: int) -> None:
@@ -232,7 +244,9 @@ def resolve(db: Database, *, token: str) -> Principal | None:
                 return None
             return Principal("user", user.username, role=user.role, token_id=row.id)
         if row.kind == "device":
-            return Principal("device", f"device:{row.label}", camera_id=row.camera_id, token_id=row.id)
+            return Principal(
+                "device", f"device:{row.label}", camera_id=row.camera_id, monitor_id=row.monitor_id, token_id=row.id
+            )
         case = s.get(Case, row.case_id)
         if case is None:
             return None

@@ -18,6 +18,7 @@ from api.accounts import AccountError, LoginThrottle, UnknownAccountError
 from api.deps import Services
 from api.health import HealthCollector
 from api.routers import auth, cameras, cases, evidence, field, party, premises, review, system, users
+from api.routers import monitors as monitor_routes
 from api.settings import ApiSettings
 from api.uploads import UnknownUploadError, UploadError, UploadStore
 from cases.casebook import Casebook
@@ -32,6 +33,8 @@ from cases.errors import (
 )
 from cases.premises import PremisesError
 from evidence.vault import Vault
+from pipelines.fume import MonitorService, MonitorServiceError
+from pipelines.monitors import UnknownMonitorError
 
 STATIC = Path(__file__).parent / "static"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo"
@@ -54,6 +57,7 @@ def create_app(
     model_path: Path | None = None,
     models_dir: Path = MODELS_DIR,
     uploads_dir: Path | None = None,
+    monitors: MonitorService | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -69,6 +73,7 @@ def create_app(
         models_dir=models_dir,
         model_path=model_path,
         throttle=LoginThrottle(settings.login_attempts, settings.login_pause_s),
+        monitors=monitors,
         uploads=UploadStore(uploads_dir or vault.root.parent / "uploads", max_bytes=settings.field_upload_max_bytes),
     )
     registry = CollectorRegistry()
@@ -84,6 +89,7 @@ def create_app(
         party.router,
         field.router,
         premises.router,
+        monitor_routes.router,
         system.router,
         system.metrics_route(registry),
     ):
@@ -98,6 +104,8 @@ def create_app(
     app.add_exception_handler(DatabaseError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
     app.add_exception_handler(UnknownUploadError, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UploadError, _error(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(UnknownMonitorError, _error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(MonitorServiceError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(PremisesError, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
 

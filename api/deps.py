@@ -21,6 +21,7 @@ from api.uploads import UploadStore
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.states import Role
+from pipelines.fume import MonitorService
 
 SESSION_COOKIE = "nonsite_session"
 
@@ -46,6 +47,7 @@ class Services:
     model_path: Path | None
     throttle: LoginThrottle
     uploads: UploadStore
+    monitors: MonitorService | None
 
 
 def get_services(request: Request) -> Services:

@@ -68,14 +68,16 @@ class UserUpdate(Strict):
 
 
 class DeviceTokenCreate(Strict):
-    camera_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    camera_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    monitor_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     label: Annotated[str, StringConstraints(max_length=200)] = ""
     days: int | None = Field(None, ge=1, le=3650)
 
 
 class DeviceTokenIssued(BaseModel):
     token: str = Field(description="Shown once; only its hash is kept")
-    camera_id: str
+    camera_id: str | None
+    monitor_id: str | None
     expires_at: datetime
 
 
@@ -447,3 +449,12 @@ class FieldEvidenceCreate(Strict):
     note: Annotated[str, StringConstraints(max_length=4000)] = ""
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
+
+
+# --- fume monitors --------------------------------------------------------------------------------
+
+
+class ReadingsIngested(BaseModel):
+    accepted: int
+    duplicates: int
+    cases: list[str] = Field(description="Cases the episodes these readings closed were filed as")

@@ -57,11 +57,15 @@ def change_user(username: str, body: UserUpdate, _: Admin, services: ServicesDep
     "/api/devices/tokens", response_model=DeviceTokenIssued, status_code=status.HTTP_201_CREATED, responses={404: {}}
 )
 def add_device_token(body: DeviceTokenCreate, _: CameraEditor, services: ServicesDep) -> DeviceTokenIssued:
-    """A token for a camera worker: it may report that camera's health and snapshot, nothing else."""
+    """A token for a camera worker (it may report that camera's health and snapshot) or a fume
+    monitor (it may send its readings), and nothing else."""
     issued = issue_device_token(
         services.db,
         camera_id=body.camera_id,
+        monitor_id=body.monitor_id,
         label=body.label,
         days=body.days or services.settings.device_token_days,
     )
-    return DeviceTokenIssued(token=issued.token, camera_id=body.camera_id, expires_at=issued.expires_at)
+    return DeviceTokenIssued(
+        token=issued.token, camera_id=body.camera_id, monitor_id=body.monitor_id, expires_at=issued.expires_at
+    )

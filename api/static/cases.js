@@ -271,8 +271,7 @@ export function casePage(root, _params, _ctx, number) {
           verdictEl.textContent = `✗ ${t("verify_failed")}: ${e.message}`;
         },
       );
-    const images = pkg.files.filter((f) => f.kind === "keyframe" || f.kind === "annotated");
-    const clip = pkg.files.find((f) => f.kind === "clip");
+
     return h(
       "article",
       { class: "package", testid: "package", "data-package": pkg.package_id },
@@ -299,12 +298,24 @@ export function casePage(root, _params, _ctx, number) {
       h(
         "div",
         { class: "package-media" },
-        images.map((f) => h("a", { href: f.url, target: "_blank", rel: "noopener", title: `${tv("file_kind", f.kind)} ${f.name}` }, h("img", { src: f.url, alt: f.name, loading: "lazy" }))),
-        clip ? h("video", { src: clip.url, controls: true, muted: true, preload: "metadata", testid: "package-clip" }) : null,
+        pkg.files.map((f) => mediaOf(f)),
       ),
       checksEl,
       custodyEl,
     );
+  }
+
+  /** A file as what it is: an image, a video, a recording, or a link to anything else (field evidence). */
+  function mediaOf(f) {
+    const title = `${tv("file_kind", f.kind)} ${f.name}`;
+    if (f.media_type.startsWith("image/")) {
+      return h("a", { href: f.url, target: "_blank", rel: "noopener", title }, h("img", { src: f.url, alt: f.name, loading: "lazy" }));
+    }
+    if (f.media_type.startsWith("video/")) {
+      return h("video", { src: f.url, controls: true, muted: true, preload: "metadata", testid: "package-clip", title });
+    }
+    if (f.media_type.startsWith("audio/")) return h("audio", { src: f.url, controls: true, preload: "none", title });
+    return h("a", { class: "button", href: `${f.url}?download=true`, title }, `↓ ${f.name}`);
   }
 
   function detectionsTable(detections) {
@@ -391,7 +402,7 @@ export function casePage(root, _params, _ctx, number) {
       (reason || code || submit).focus();
     };
     const codeBox = h("div");
-    const accessButton = can(OFFICERS)
+    const accessButton = can(OFFICERS) && !TERMINAL.includes(c.state)
       ? h(
           "button",
           {
@@ -440,7 +451,7 @@ export function casePage(root, _params, _ctx, number) {
             h(
               "table",
               {},
-              h("thead", {}, h("tr", {}, [t("case_deadlines"), t("deadline_owner"), t("deadline_due"), ""].map((k) => h("th", {}, k)))),
+              h("thead", {}, h("tr", {}, [t("deadline_name"), t("deadline_owner"), t("deadline_due"), t("deadline_status")].map((k) => h("th", {}, k)))),
               h(
                 "tbody",
                 {},

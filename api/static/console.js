@@ -157,11 +157,19 @@ function showLogin() {
         { class: "panel login-card", testid: "login" },
         h("h1", {}, t("login_title")),
         form,
-        h("p", { class: "hint", testid: "dev-hint" }, t("login_dev_hint")),
+        showDevHint() ? h("p", { class: "hint", testid: "dev-hint" }, t("login_dev_hint")) : null,
       ),
     ),
   );
   username.focus();
+}
+
+/** The demo accounts exist only in development; /api/meta does not say which this is (yet), so a
+console served from this machine is taken for one unless the API says otherwise. */
+function showDevHint() {
+  if (app.meta && typeof app.meta.development === "boolean") return app.meta.development;
+  if (app.meta && typeof app.meta.environment === "string") return app.meta.environment === "development";
+  return ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname);
 }
 
 async function afterLoginLoad() {
@@ -256,12 +264,14 @@ document.addEventListener("keydown", (e) => {
   if (page && page.onKey && page.onKey(e)) e.preventDefault();
 });
 
+// a session that ends (expired, revoked, logged out elsewhere) brings the login back, once
 onUnauthorized((_error, path) => {
-  if (path.startsWith("/api/auth/login") || !app.user) return;
+  if (path.startsWith("/api/auth/login") || !app.user) return false;
   app.user = null;
   afterLogin = location.hash;
   toast(t("session_expired"), "error");
   route();
+  return true;
 });
 
 onLangChange(() => {

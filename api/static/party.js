@@ -74,26 +74,31 @@ function showLogin() {
 
 function showCase(c) {
   const media = c.evidence_packages.flatMap((pkg) => {
+    // the annotated keyframes say what was seen where; the clean ones repeat them
     const annotated = pkg.files.filter((f) => f.kind === "annotated");
-    const images = annotated.length ? annotated : pkg.files.filter((f) => f.kind === "keyframe");
-    const clip = pkg.files.find((f) => f.kind === "clip");
+    const images = pkg.files.filter(
+      (f) => f.media_type.startsWith("image/") && (annotated.length === 0 || f.kind !== "keyframe"),
+    );
+    const clips = pkg.files.filter((f) => f.media_type.startsWith("video/"));
+    const recordings = pkg.files.filter((f) => f.media_type.startsWith("audio/"));
     return [
       ...images.map((f) =>
         h(
           "figure",
           {},
           h("a", { href: f.url, target: "_blank", rel: "noopener" }, h("img", { src: f.url, alt: f.name, testid: "party-image", loading: "lazy" })),
-          h("figcaption", {}, `${tv("file_kind", f.kind)} #${frameOf(f.name)} · ${fmtTime(pkg.observed_from, true)}`),
+          h("figcaption", {}, `${tv("file_kind", f.kind)}${frameOf(f.name) !== null ? ` #${frameOf(f.name)}` : ""} · ${fmtTime(pkg.observed_from, true)}`),
         ),
       ),
-      clip
-        ? h(
-            "figure",
-            {},
-            h("video", { src: clip.url, controls: true, muted: true, preload: "metadata", playsinline: true, testid: "party-clip" }),
-            h("figcaption", {}, `${tv("file_kind", "clip")} · ${fmtTime(pkg.observed_from, true)} – ${fmtTime(pkg.observed_to, true)}`),
-          )
-        : null,
+      ...clips.map((f) =>
+        h(
+          "figure",
+          {},
+          h("video", { src: f.url, controls: true, muted: true, preload: "metadata", playsinline: true, testid: "party-clip" }),
+          h("figcaption", {}, `${tv("file_kind", f.kind)} · ${fmtTime(pkg.observed_from, true)} – ${fmtTime(pkg.observed_to, true)}`),
+        ),
+      ),
+      ...recordings.map((f) => h("figure", {}, h("audio", { src: f.url, controls: true, preload: "none" }), h("figcaption", {}, f.name))),
     ];
   });
   const statementsEl = h("div", { testid: "party-statements" });
@@ -197,9 +202,11 @@ async function logout() {
 }
 
 onUnauthorized((_error, path) => {
-  if (path.startsWith("/api/party/login") || !partyCase) return;
+  if (path.startsWith("/api/party/login") || !partyCase) return false;
   partyCase = null;
+  toast(t("session_expired"), "error");
   render();
+  return true;
 });
 onLangChange(() => render());
 

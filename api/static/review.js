@@ -8,7 +8,9 @@ import { ApiError, api, fill, fmtAge, fmtTime, h, hashWith, toast } from "./util
 import { EvidenceViewer } from "./viewer.js";
 
 const PAGE = 50;
+const POLL_MS = 20000;
 const MAX_PACKAGES = 12; // a long-running case shows its latest findings
+const NEEDS_WORDS = ["other"]; // reason codes the API takes only with a reason in words (not in /api/meta)
 let lastNumber = null; // the item shown when the officer left the page, shown again on return
 
 export const REVIEW_HELP = [
@@ -230,8 +232,9 @@ export function reviewPage(root, params, ctx) {
             h("button", { type: "button", testid: "review-redraw", onclick: () => startDraw() }, t("review_redraw"), h("kbd", {}, "B")),
             h("button", { type: "button", testid: "review-open", onclick: () => openCase() }, t("review_open"), h("kbd", {}, "O")),
           ),
+          h("div", {}, h("h3", {}, t("review_clip")), clipBox),
         ),
-        h("div", { class: "extra" }, h("div", {}, h("h3", {}, t("review_clip")), clipBox), h("div", {}, h("h3", {}, t("review_rule")), ruleEl)),
+        h("div", { class: "extra" }, h("div", {}, h("h3", {}, t("review_zone_rule")), ruleEl)),
       ),
     );
 
@@ -418,6 +421,8 @@ export function reviewPage(root, params, ctx) {
     for (const button of panel().querySelectorAll('[data-testid="reason-option"]')) {
       button.setAttribute("aria-checked", String(button.dataset.code === state.reason));
     }
+    const note = panel().querySelector('[data-testid="reject-note"]');
+    if (note) note.placeholder = NEEDS_WORDS.includes(state.reason) ? t("review_reason_required") : t("review_reason_note");
   }
 
   function submitReject() {
@@ -427,7 +432,13 @@ export function reviewPage(root, params, ctx) {
       return;
     }
     const note = panel().querySelector('[data-testid="reject-note"]');
-    step({ action: "reject", reason_code: state.reason, reason: note ? note.value.trim() : "" });
+    const reason = note ? note.value.trim() : "";
+    if (NEEDS_WORDS.includes(state.reason) && !reason) {
+      toast(t("review_reason_needs_words"), "error");
+      note?.focus();
+      return;
+    }
+    step({ action: "reject", reason_code: state.reason, reason });
   }
 
   function closePanel() {
@@ -615,6 +626,23 @@ export function reviewPage(root, params, ctx) {
     }
   }
 
+  // new findings: the count stays current, and an empty queue fills itself
+  const poll = setInterval(() => {
+    if (state.mode !== "view" || state.busy || document.hidden) return;
+    const query = new URLSearchParams({ limit: "1" });
+    if (filters.kind) query.set("kind", filters.kind);
+    if (filters.camera) query.set("camera", filters.camera);
+    api(`/api/review?${query}`, { quiet: true }).then((page) => {
+      if (state.items.length === 0 && page.total > 0) {
+        load();
+        return;
+      }
+      state.total = page.total;
+      countEl.textContent = t("review_total", { n: state.total });
+      ctx.setReviewCount(state.total);
+    }, () => null);
+  }, POLL_MS);
+
   load();
-  return { onKey, help: REVIEW_HELP };
+  return { onKey, help: REVIEW_HELP, destroy: () => clearInterval(poll) };
 }

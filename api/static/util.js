@@ -1,7 +1,7 @@
 // Small helpers shared by the console and the party portal: building elements, calling the
 // API (errors become visible toasts, never silence), and formatting times.
 
-import { lang, t } from "./i18n.js";
+import { t } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const SVG_TAGS = new Set(["svg", "g", "rect", "polygon", "polyline", "circle", "line", "text", "path", "title", "a"]);
@@ -83,7 +83,7 @@ export async function api(path, { method = "GET", body, quiet = false } = {}) {
   if (!response.ok) {
     const message = detailText(data && data.detail) || `${response.status} ${response.statusText}`;
     const error = new ApiError(response.status, message);
-    if (response.status === 401 && unauthorizedHandler) unauthorizedHandler(error, path);
+    if (response.status === 401 && unauthorizedHandler && unauthorizedHandler(error, path)) throw error;
     if (!quiet) toast(`${t("http_" + response.status, {}, "")}${message}`, "error");
     throw error;
   }

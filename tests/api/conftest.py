@@ -22,6 +22,7 @@ from api.settings import ApiSettings
 from cases.casebook import Casebook
 from cases.db import Database
 from evidence.vault import Vault
+from pipelines.fume import MonitorService
 from pipelines.sealing import violation_package
 from pipelines.settings import register_cameras
 from pipelines.worker import CameraHealth, HealthEvent
@@ -101,6 +102,7 @@ class Deployment:
     casebook: Casebook
     vault: Vault
     health_dir: Path
+    monitors: MonitorService
     packages: dict[str, str] = field(default_factory=dict)  # camera id -> package id
     cases: dict[str, str] = field(default_factory=dict)  # camera id -> case number
     _sessions: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -143,8 +145,9 @@ def deployment(database: Database, tmp_path: Path) -> Iterator[Deployment]:
     write_health(health, "cam-street")
     write_health(health, "cam-kitchen", state="reconnecting")
     settings = ApiSettings(environment="development", max_upload_bytes=64 * 1024, login_attempts=3)
-    app = create_app(database, vault, health, settings=settings, casebook=book)
-    deployment = Deployment(TestClient(app), book, vault, health)
+    monitors = MonitorService(book)
+    app = create_app(database, vault, health, settings=settings, casebook=book, monitors=monitors)
+    deployment = Deployment(TestClient(app), book, vault, health, monitors)
     started = datetime.now(UTC) - timedelta(hours=2)
     for n, camera_id in enumerate(CAMERAS):
         package = sealed_finding(vault, camera_id, started + timedelta(minutes=n), seed=n)

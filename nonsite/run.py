@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -39,6 +39,7 @@ from cases.db import Database
 from cases.errors import DatabaseError
 from cases.models import Case
 from evidence.vault import Vault
+from pipelines.fume import MonitorService
 from pipelines.settings import RunConfig, Runtime, apply_drawn_zones, load_run_config, register_cameras
 from pipelines.staging import StagingArea
 from pipelines.worker import ModelSlot
@@ -51,6 +52,7 @@ DEMO_SCENES = (("restaurant_street", 3, "exhausts"), ("sidewalk_stall", 3, "stre
 #: decode and detect rates of the demo cameras, as a city camera is usually set up
 DEMO_FPS, DEMO_DETECT_FPS = 10.0, 5.0
 RESTART_DELAY_S = 2.0
+MONITOR_SWEEP_S = 30.0  # how often episodes of fume monitors that fell silent are closed
 #: a child that dies this soon after starting, this many times in a row, stops the deployment
 CRASH_WINDOW_S, MAX_QUICK_CRASHES = 30.0, 5
 
@@ -266,7 +268,7 @@ def run(config_path: Path | None, *, duration_s: float | None, port: int | None 
         return _run(config_path, config, duration_s=duration_s, verbose=verbose)
 
 
-def api_app(config: RunConfig, db: Database) -> FastAPI:
+def api_app(config: RunConfig, db: Database, monitors: MonitorService) -> FastAPI:
     """The API and console for this run; its accounts are made first (in development, the demo
     officers too, with the development password, which the console's login page names)."""
     from api.accounts import seed_accounts
@@ -286,11 +288,53 @@ def api_app(config: RunConfig, db: Database) -> FastAPI:
     runtime = config.runtime
     return create_app(
         db,
-        Vault(runtime.evidence_dir, runtime.keys_dir),
+        monitors.book.vault,
         runtime.health_dir,
         settings=settings,
+        casebook=monitors.book,
+        monitors=monitors,
         model_path=runtime.model or starter_model_path(),
     )
+
+
+def start_monitors(config: RunConfig, db: Database) -> tuple[MonitorService, Callable[[], None]]:
+    """The fume-monitor service of this run: the run file's monitors registered, recent readings
+    replayed, and readings taken from MQTT when `runtime.mqtt` is set (and over HTTP always);
+    returns the service and what stops it."""
+    from pipelines.fume import MonitorService, MonitorServiceError
+    from pipelines.mqtt import MonitorSubscriber
+
+    runtime = config.runtime
+    service = MonitorService(Casebook(db, Vault(runtime.evidence_dir, runtime.keys_dir)))
+    for monitor in config.monitors:
+        try:
+            service.register(monitor)
+        except MonitorServiceError as e:
+            raise RunError(f"{e} (import the premises first: nonsite cases import-premises FILE)") from e
+    service.replay()
+    if runtime.mqtt is not None:
+        host, _, port = runtime.mqtt.removeprefix("mqtt://").rstrip("/").partition(":")
+        subscriber = MonitorSubscriber(
+            host,
+            int(port or 1883),
+            service,
+            on_episode=lambda episode: logger.info("monitor %s: %s episode", episode.monitor_id, episode.kind),
+            client_id=f"nonsite-{runtime.queue}",
+        )
+        subscriber.start()
+        print(f"nonsite run: {len(config.monitors)} fume monitor(s), readings from {runtime.mqtt}", flush=True)
+        return service, subscriber.stop
+    stop = threading.Event()
+
+    def sweep() -> None:  # close the episodes of monitors that fell silent (the subscriber does it with MQTT)
+        while not stop.wait(MONITOR_SWEEP_S):
+            try:
+                service.expire(service.clock())
+            except Exception:
+                logger.exception("fume monitors: the sweep failed")
+
+    threading.Thread(target=sweep, name="monitor-sweep", daemon=True).start()
+    return service, stop.set
 
 
 def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verbose: int) -> int:
@@ -313,9 +357,11 @@ def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verb
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     supervisor = Supervisor(config_path, config, verbose=verbose)
     server: uvicorn.Server | None = None
+    stop_monitors: Callable[[], None] | None = None
     failure, watermark = None, 0
     try:
-        server, api_thread = _serve(api_app(config, db), runtime)
+        monitors, stop_monitors = start_monitors(config, db)
+        server, api_thread = _serve(api_app(config, db, monitors), runtime)
         host, bound = server.servers[0].sockets[0].getsockname()[:2]
         print(f"console and API at http://{host}:{bound}/  (metrics at /metrics)", flush=True)
         watermark = _report_new_cases(db, 0, quiet=True)  # cases of earlier runs are not news
@@ -336,6 +382,8 @@ def _run(config_path: Path, config: RunConfig, *, duration_s: float | None, verb
                 break
     finally:
         supervisor.stop()
+        if stop_monitors is not None:
+            stop_monitors()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if server is not None:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from cases.casebook import Casebook
 from cases.db import Database, database_url
 from cases.models import Zone
+from pipelines.monitors import MonitorConfig
 from vision.camera import CameraConfig, CamerasFile, load_camera_configs, load_config, mask_credentials
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,13 @@ class Runtime(_Strict):
     health_interval_s: float = Field(
         default=2.0, gt=0.0, le=60.0, title="Health interval", description="How often workers report health."
     )
+    mqtt: str | None = Field(
+        default=None,
+        pattern=r"^mqtt://[^/:]+(:\d+)?/?$",
+        title="MQTT broker",
+        description="mqtt://host:port where fume monitors publish readings (nonsite/monitors/<id>/readings); "
+        "readings come over HTTP only when omitted.",
+    )
 
     @property
     def database_url(self) -> str:
@@ -150,11 +158,17 @@ class Runtime(_Strict):
 
 
 class RunConfig(_Strict):
-    """A deployment's run file: `runtime:` and `cameras:`."""
+    """A deployment's run file: `runtime:`, `cameras:` and the online fume `monitors:`."""
 
     runtime: Runtime = Field(default_factory=Runtime, title="Runtime", description="Where things live.")
     cameras: tuple[CameraConfig, ...] = Field(
         title="Cameras", min_length=1, max_length=4096, description="The cameras, each with a unique id."
+    )
+    monitors: tuple[MonitorConfig, ...] = Field(
+        default=(),
+        max_length=100_000,
+        title="Fume monitors",
+        description="Online fume monitors, each on premises of the registry (import it first).",
     )
 
     _unique_ids = field_validator("cameras")(CamerasFile._unique_ids.__func__)  # type: ignore[attr-defined]
@@ -162,7 +176,7 @@ class RunConfig(_Strict):
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a run file; raises `vision.camera.CameraConfigError` naming each problem and its line."""
-    return load_config(path, RunConfig, what="run configuration", extra_models=(Runtime,))
+    return load_config(path, RunConfig, what="run configuration", extra_models=(Runtime, MonitorConfig))
 
 
 def load_cameras(path: str | Path) -> list[CameraConfig]:

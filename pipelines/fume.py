@@ -143,38 +143,58 @@ class MonitorService:
             for reading in readings:
                 if reading.monitor_id not in self.bank:
                     raise UnknownMonitorError(reading, self.bank.monitor_ids)
-                if not self._store(reading, received_at):
-                    result.duplicates += 1
-                    continue
-                result.accepted += 1
+            fresh = self._store(readings, received_at)
+            result.duplicates += len(readings) - len(fresh)
+            result.accepted += len(fresh)
+            for reading in fresh:
                 closed += self.bank.add(reading, received_at=received_at)
         for episode in closed:
             result.filed.append(self.file_episode(episode))
         return result, closed
 
-    def _store(self, reading: Reading, received_at: datetime) -> bool:
-        """Keep a reading; False if the monitor already sent one for that moment."""
+    def _store(self, readings: list[Reading], received_at: datetime) -> list[Reading]:
+        """Keep the readings in one transaction; returns those not kept before (by monitor and time)."""
+        if not readings:
+            return []
         try:
             with self.book.db.session() as s:
-                if s.scalar(
-                    select(MonitorReading.id).where(
-                        MonitorReading.monitor_id == reading.monitor_id, MonitorReading.at == reading.at
-                    )
-                ):
-                    return False
-                s.add(
+                seen = set()
+                for monitor_id in {r.monitor_id for r in readings}:
+                    times = [r.at for r in readings if r.monitor_id == monitor_id]
+                    seen |= {
+                        (monitor_id, at)
+                        for at in s.scalars(
+                            select(MonitorReading.at).where(
+                                MonitorReading.monitor_id == monitor_id,
+                                MonitorReading.at >= min(times),
+                                MonitorReading.at <= max(times),
+                            )
+                        )
+                    }
+                fresh = []
+                for r in readings:
+                    if (r.monitor_id, r.at) in seen:
+                        continue
+                    seen.add((r.monitor_id, r.at))
+                    fresh.append(r)
+                s.add_all(
                     MonitorReading(
-                        monitor_id=reading.monitor_id,
-                        at=reading.at,
-                        concentration_mg_m3=reading.concentration_mg_m3,
-                        purifier_on=reading.purifier_on,
-                        fan_on=reading.fan_on,
+                        monitor_id=r.monitor_id,
+                        at=r.at,
+                        concentration_mg_m3=r.concentration_mg_m3,
+                        purifier_on=r.purifier_on,
+                        fan_on=r.fan_on,
                         received_at=received_at,
                     )
+                    for r in fresh
                 )
         except IntegrityError:
-            return False  # the same reading, kept by another thread meanwhile
-        return True
+            # another thread kept some of them meanwhile: one at a time, so each is kept once
+            kept = []
+            for r in readings:
+                kept += self._store([r], received_at)
+            return kept
+        return fresh
 
     # --- evidence and cases ---------------------------------------------------------------------
 

@@ -523,11 +523,11 @@ class Casebook:
             and e.observed_to is not None
             and finding.started_at <= e.observed_to + window
             and finding.ended_at >= e.observed_from - window
-            and self._source_of(e.package_id) in FUSING_SOURCES - {finding.source}
+            and self.source_of(e.package_id) in FUSING_SOURCES - {finding.source}
             for e in held
         )
 
-    def _source_of(self, package_id: str) -> str:
+    def source_of(self, package_id: str) -> str:
         """The kind of device that sealed a package (its manifest only is read)."""
         try:
             manifest = json.loads(self.vault.store.get(package_id))

@@ -100,6 +100,13 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
     )
     day.add_argument("--out", type=Path, default=Path("var/day"), help="output folder, rebuilt each run")
     day.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
+    district = sub.add_parser(
+        "district",
+        help="a synthetic district (premises, fume monitors, cameras) for simulated days: cases by path, fusion",
+    )
+    district.add_argument("--out", type=Path, default=Path("var/district"), help="output folder, rebuilt each run")
+    district.add_argument("--days", type=int, default=7, help="days to simulate")
+    district.add_argument("--seed", type=int, default=20261123)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -421,6 +428,17 @@ HANDLERS = {
     "kpi": _kpi,
     "export": _export,
 }
+
+
+def cmd_district(args: argparse.Namespace) -> int:
+    from nonsite.district import format_district, run_district
+
+    if args.days < 1:
+        raise CaseError(f"--days must be at least 1, but got {args.days}")
+    result = run_district(args.out, days=args.days, seed=args.seed)
+    print(format_district(result))
+    print(f"wrote {args.out / 'district.json'}")
+    return 0 if result.invariants_ok else 1
 
 
 def cmd_day(args: argparse.Namespace) -> int:

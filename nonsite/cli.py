@@ -592,6 +592,12 @@ def cmd_day(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_district(args: argparse.Namespace) -> int:
+    from nonsite.cases_cli import cmd_district as run
+
+    return run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from nonsite.run import RunError, run
 
@@ -619,6 +625,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "db": cmd_db,
     "cases": cmd_cases,
+    "district": cmd_district,
     "day": cmd_day,
     "detect": cmd_detect,
     "demo": cmd_demo,

@@ -24,6 +24,7 @@ from cases.states import Role
 from pipelines.fume import MonitorService
 
 SESSION_COOKIE = "nonsite_session"
+PARTY_COOKIE = "nonsite_party"  # its own, so a party portal login in the same browser leaves the console's alone
 
 OFFICERS = frozenset({Role.OFFICER, Role.HEAD})
 CASE_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER})
@@ -65,7 +66,8 @@ def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Whoever the bearer token (or the console's session cookie) speaks for; 401 if nobody."""
-    token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+    cookie = PARTY_COOKIE if request.url.path.startswith("/api/party/") else SESSION_COOKIE
+    token = credentials.credentials if credentials is not None else request.cookies.get(cookie)
     if not token:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first", headers={"WWW-Authenticate": "Bearer"})
     principal = resolve(services.db, token=token)

@@ -325,11 +325,6 @@ class FindingCollection(BaseModel):
     features: list[FindingFeature]
 
 
-class KpiRowPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    group: str
-
-
 class KpiPublic(BaseModel):
     start: datetime
     end: datetime
@@ -352,9 +347,11 @@ class ReasonCode(BaseModel):
     code: str
     zh: str
     en: str
+    needs_text: bool = Field(description="Rejecting with this code needs a written reason")
 
 
 class Meta(BaseModel):
+    development: bool
     reason_codes: list[ReasonCode]
     states: list[str]
     kinds: list[str]

@@ -52,7 +52,7 @@ from cases.models import (
     Zone,
 )
 from cases.policy import ENTRY_DEADLINES, PARTY_DEADLINES, STATUTORY, CasePolicy
-from cases.states import STEPS, TERMINAL_STATES, CaseState, RejectReason, Role, Step
+from cases.states import REASONS_NEEDING_TEXT, STEPS, TERMINAL_STATES, CaseState, RejectReason, Role, Step
 from evidence.errors import EvidenceError
 from evidence.merkle import leaf_hash
 from evidence.package import PackageError, load_package
@@ -793,8 +793,8 @@ class Casebook:
             codes = ", ".join(code.value for code in RejectReason)
             if reason_code not in set(RejectReason):
                 raise IllegalTransitionError(f"'{step.action}' needs a reason code, one of: {codes}")
-            if reason_code == RejectReason.OTHER and not reason.strip():
-                raise IllegalTransitionError("reason code 'other' needs a reason in words")
+            if reason_code in REASONS_NEEDING_TEXT and not reason.strip():
+                raise IllegalTransitionError(f"reason code {reason_code!r} needs a reason in words")
         elif reason_code is not None:
             raise IllegalTransitionError(f"'{step.action}' takes no reason code")
         if step.needs_evidence and not evidence:

@@ -65,6 +65,10 @@ class RejectReason(StrEnum):
     OTHER = "other"
 
 
+# a rejection with these codes needs the officer's words as well
+REASONS_NEEDING_TEXT = frozenset({RejectReason.OTHER})
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: str

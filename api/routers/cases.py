@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AwareDatetime
 
 from api.accounts import issue_access_code
 from api.deps import CaseReader, Officer, ServicesDep
 from api.schemas import AccessCodeIssued, CaseDetail, CaseSummary, Page, StepRequest
 from api.views import case_detail, case_filters, find_case, list_cases, parse_bbox
+from cases.errors import IllegalTransitionError
+from cases.states import TERMINAL_STATES
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 EVIDENCE_BASE = "/api/evidence"
@@ -25,8 +27,8 @@ def get_cases(
     camera: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     state: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     bbox: Annotated[
         str | None,
         Query(max_length=100, description="west,south,east,north in degrees", examples=["120.1,30.2,120.2,30.3"]),
@@ -75,7 +77,9 @@ def new_access_code(number: str, principal: Officer, services: ServicesDep) -> A
     """A code for the party to see this case's evidence and state a defense (Art. 41, 44); it
     replaces any earlier code of the case."""
     with services.db.session() as s:
-        find_case(s, number)
+        case = find_case(s, number)
+        if case.state in TERMINAL_STATES:
+            raise IllegalTransitionError(f"case {number} is {case.state}: there is nothing for its party to answer")
     code, expires = issue_access_code(
         services.db, case_number=number, by=principal.name, days=services.settings.party_code_days
     )

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select
 
-from api.accounts import LoginRefusedError, party_login
-from api.deps import SESSION_COOKIE, Party, ServicesDep
+from api.accounts import LoginRefusedError, party_login, revoke
+from api.deps import PARTY_COOKIE, Party, ServicesDep
 from api.routers.evidence import file_response
 from api.schemas import PackageId, PartyCase, PartyLogin, SessionToken, StatementCreate, StatementPublic
 from api.views import deadline_public, evidence_public, statements
@@ -32,11 +32,21 @@ def log_in(body: PartyLogin, services: ServicesDep, response: Response) -> Sessi
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
     services.throttle.succeeded(key)
     response.set_cookie(
-        SESSION_COOKIE, issued.token, httponly=True, samesite="strict", secure=services.settings.secure_cookies
+        PARTY_COOKIE, issued.token, httponly=True, samesite="strict", secure=services.settings.secure_cookies
     )
     return SessionToken(
         access_token=issued.token, expires_at=issued.expires_at, case_number=issued.principal.case_number
     )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def log_out(principal: Party, services: ServicesDep) -> Response:
+    """End the party's portal session (the console's, in the same browser, stays)."""
+    if principal.token_id is not None:
+        revoke(services.db, token_id=principal.token_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(PARTY_COOKIE)
+    return response
 
 
 @router.get("/case", response_model=PartyCase)

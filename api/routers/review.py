@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 from sqlalchemy import ColumnElement, select
 
 from api.deps import DetectionReader, Officer, ServicesDep
@@ -48,8 +48,8 @@ def get_detections(
     label: Annotated[str | None, Query(max_length=64)] = None,
     case: Annotated[str | None, Query(max_length=32)] = None,
     corrected: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> Page[DetectionPublic]:
     """Detections (a box at a keyframe of a sealed package), newest first."""
     where: list[ColumnElement[bool]] = []

@@ -4,11 +4,12 @@ console needs (states, reason codes, actions), the map of findings, KPIs, and th
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from prometheus_client import CollectorRegistry, generate_latest
+from pydantic import AwareDatetime
 from sqlalchemy import func, select
 
 from api.deps import CaseReader, ModelReader, ServicesDep
@@ -26,7 +27,7 @@ from api.views import case_filters
 from cases.casebook import utc_now
 from cases.kpi import kpi_report
 from cases.models import Camera, Case
-from cases.states import STEPS, CaseState, RejectReason, Role
+from cases.states import REASONS_NEEDING_TEXT, STEPS, CaseState, RejectReason, Role
 
 router = APIRouter(tags=["system"])
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -63,12 +64,17 @@ def metrics_route(registry: CollectorRegistry) -> APIRouter:
 
 
 @router.get("/api/meta", response_model=Meta)
-def meta() -> Meta:
-    """States, reason codes (with Chinese and English labels), kinds, roles and lifecycle steps."""
+def meta(services: ServicesDep) -> Meta:
+    """States, reason codes (with Chinese and English labels), kinds, roles and lifecycle steps,
+    and whether this is a development deployment (whose demo accounts the login page names)."""
     return Meta(
-        reason_codes=[ReasonCode(code=code.value, zh=zh, en=en) for code, (zh, en) in REASON_LABELS.items()],
+        development=services.settings.development,
+        reason_codes=[
+            ReasonCode(code=code.value, zh=zh, en=en, needs_text=code in REASONS_NEEDING_TEXT)
+            for code, (zh, en) in REASON_LABELS.items()
+        ],
         states=[s.value for s in CaseState],
-        kinds=["fume", "occupation", "construction"],
+        kinds=["fume", "purifier_off", "occupation", "construction", "inspection"],
         roles=[r.value for r in Role if r is not Role.SYSTEM],
         actions=[
             ActionPublic(
@@ -89,8 +95,8 @@ def map_findings(
     services: ServicesDep,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     state: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     open_only: bool = True,
 ) -> FindingCollection:
     """Cases with a place (a drone finding's, else its camera's) as GeoJSON points, newest first."""
@@ -123,14 +129,18 @@ def map_findings(
 def kpi(
     _: CaseReader,
     services: ServicesDep,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: AwareDatetime | None = None,
+    end: AwareDatetime | None = None,
     by: Literal["all", "camera", "kind"] = "all",
 ) -> KpiPublic:
     """Detections, confirmations, rejections, filing and closing rates, overdue counts and
     officers' review times over [start, end) (default: the last 30 days)."""
     end = end or utc_now()
     start = start or end - timedelta(days=30)
+    if end <= start:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the period must end after it starts: {start} .. {end}"
+        )
     report = kpi_report(services.casebook, start=start, end=end, group_by=by)
     return KpiPublic.model_validate(report.to_json())
 

@@ -119,7 +119,7 @@ export function casesPage(root, params) {
   return {};
 }
 
-export function casePage(root, _params, _ctx, number) {
+export function casePage(root, _params, ctx, number) {
   const verdicts = new Map(); // package id -> verification (a re-render after a step does not verify again)
   const viewed = new Set(); // packages whose view has been recorded in custody
   let viewer = null;
@@ -385,6 +385,7 @@ export function casePage(root, _params, _ctx, number) {
                 const detail = await api(`/api/cases/${encodeURIComponent(c.number)}/steps`, { method: "POST", body });
                 toast(t("case_action_done", { number: c.number, action: tv("action", a.action) }), "ok");
                 render(detail);
+                ctx.refreshReviewCount();
               } catch (err) {
                 submit.disabled = false;
                 if (err instanceof ApiError && err.status === 409) load();

@@ -80,6 +80,15 @@ function setReviewCount(n) {
   else renderHeader(currentNav());
 }
 
+/** Ask the API how many cases await review (after a step taken outside the queue). */
+function refreshReviewCount() {
+  if (!can(OFFICERS)) return;
+  api("/api/review?limit=1", { quiet: true }).then(
+    (page) => setReviewCount(page.total),
+    () => null,
+  );
+}
+
 function currentNav() {
   const { path } = parseHash(location.hash);
   return ROUTES.find((r) => r.path.test(path))?.nav;
@@ -104,7 +113,7 @@ function route() {
   document.title = `${t("nav_" + routeDef.nav)} · ${t("app_title")}`;
   main.replaceChildren();
   main.dataset.page = routeDef.nav;
-  const ctx = { setReviewCount };
+  const ctx = { setReviewCount, refreshReviewCount };
   page = routeDef.page(main, params, ctx, ...groups.slice(1).map(decodeURIComponent)) || {};
   page.helpSections = routeDef.help || [];
   window.scrollTo(0, 0);
@@ -164,12 +173,9 @@ function showLogin() {
   username.focus();
 }
 
-/** The demo accounts exist only in development; /api/meta does not say which this is (yet), so a
-console served from this machine is taken for one unless the API says otherwise. */
+/** The demo accounts exist only in development, which /api/meta says. */
 function showDevHint() {
-  if (app.meta && typeof app.meta.development === "boolean") return app.meta.development;
-  if (app.meta && typeof app.meta.environment === "string") return app.meta.environment === "development";
-  return ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname);
+  return Boolean(app.meta && app.meta.development);
 }
 
 async function afterLoginLoad() {

@@ -193,7 +193,7 @@ function showCase(c) {
 
 async function logout() {
   try {
-    await api("/api/auth/logout", { method: "POST", quiet: true });
+    await api("/api/party/logout", { method: "POST", quiet: true });
   } catch {
     // gone either way
   }

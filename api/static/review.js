@@ -10,7 +10,8 @@ import { EvidenceViewer } from "./viewer.js";
 const PAGE = 50;
 const POLL_MS = 20000;
 const MAX_PACKAGES = 12; // a long-running case shows its latest findings
-const NEEDS_WORDS = ["other"]; // reason codes the API takes only with a reason in words (not in /api/meta)
+/** Reason codes the API takes only with a reason in words, as /api/meta says. */
+const needsWords = (code) => (app.meta?.reason_codes || []).some((r) => r.code === code && r.needs_text);
 let lastNumber = null; // the item shown when the officer left the page, shown again on return
 
 export const REVIEW_HELP = [
@@ -422,7 +423,7 @@ export function reviewPage(root, params, ctx) {
       button.setAttribute("aria-checked", String(button.dataset.code === state.reason));
     }
     const note = panel().querySelector('[data-testid="reject-note"]');
-    if (note) note.placeholder = NEEDS_WORDS.includes(state.reason) ? t("review_reason_required") : t("review_reason_note");
+    if (note) note.placeholder = needsWords(state.reason) ? t("review_reason_required") : t("review_reason_note");
   }
 
   function submitReject() {
@@ -433,7 +434,7 @@ export function reviewPage(root, params, ctx) {
     }
     const note = panel().querySelector('[data-testid="reject-note"]');
     const reason = note ? note.value.trim() : "";
-    if (NEEDS_WORDS.includes(state.reason) && !reason) {
+    if (needsWords(state.reason) && !reason) {
       toast(t("review_reason_needs_words"), "error");
       note?.focus();
       return;

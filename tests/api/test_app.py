@@ -305,3 +305,45 @@ def test_cases_are_filtered_by_place_their_own_or_their_cameras(deployment: Depl
     for bad in ("1,2,3", "121,30,120,31", "a,b,c,d"):
         response = client.get("/api/cases", params={"bbox": bad}, headers=headers)
         assert response.status_code == 422 and "bbox" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/cases", {"since": "2026-12-01T00:00:00"}),
+        ("/api/map/findings", {"until": "2026-12-01T00:00:00"}),
+        ("/api/kpi", {"start": "2026-12-01T00:00:00"}),
+        ("/api/kpi", {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}),
+    ],
+)
+def test_times_without_a_zone_and_empty_periods_are_422(deployment: Deployment, path: str, params: dict) -> None:
+    response = deployment.client.get(path, params=params, headers=deployment.login("head-chen"))
+    assert response.status_code == 422, response.text
+
+
+def test_the_meta_says_development_and_which_reasons_need_words(deployment: Deployment) -> None:
+    meta = deployment.client.get("/api/meta").json()
+    assert meta["development"] is True
+    assert [r["code"] for r in meta["reason_codes"] if r["needs_text"]] == ["other"]
+
+
+def test_no_access_code_for_a_closed_case_and_the_party_login_leaves_the_console_logged_in(
+    deployment: Deployment,
+) -> None:
+    client, officer = deployment.client, deployment.login("officer-li")
+    rejected = deployment.cases["cam-kitchen"]
+    version = client.get(f"/api/cases/{rejected}", headers=officer).json()["version"]
+    client.post(
+        f"/api/cases/{rejected}/steps",
+        json={"action": "reject", "version": version, "reason_code": "steam"},
+        headers=officer,
+    )
+    assert client.post(f"/api/cases/{rejected}/access-code", headers=officer).status_code == 409
+    number = deployment.cases["cam-street"]
+    code = client.post(f"/api/cases/{number}/access-code", headers=officer).json()["code"]
+    client.post("/api/auth/login", json={"username": "officer-li", "password": PASSWORD})  # the console's cookie
+    client.post("/api/party/login", json={"case_number": number, "code": code})  # the party's, same browser
+    assert client.get("/api/auth/me").json()["username"] == "officer-li"
+    assert client.get("/api/party/case").json()["number"] == number
+    assert client.post("/api/party/logout").status_code == 204
+    assert client.get("/api/auth/me").status_code == 200, "the party logging out leaves the console alone"

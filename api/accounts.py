@@ -30,6 +30,7 @@ from cases.states import Role
 
 USER_ROLES = tuple(r for r in Role if r is not Role.SYSTEM)
 MIN_PASSWORD = 10
+MAX_THROTTLED = 10_000  # usernames with recent failed logins kept in memory
 
 
 class AccountError(Exception):
@@ -116,6 +117,11 @@ def update_user(
         user = s.scalar(select(User).where(User.username == username))
         if user is None or user.role == Role.SYSTEM:
             raise UnknownAccountError(f"no user {username!r}")
+        losing_admin = user.role == Role.ADMIN and (active is False or (role is not None and role != Role.ADMIN))
+        if losing_admin and not s.scalar(
+            select(User.id).where(User.role == Role.ADMIN.value, User.active.is_(True), User.id != user.id).limit(1)
+        ):
+            raise AccountError(f"{username} is the last active admin; make another admin first")
         if display_name is not None:
             user.display_name = display_name
         if role is not None:
@@ -160,7 +166,10 @@ class LoginThrottle:
 
     def failed(self, username: str) -> None:
         with self._lock:
-            self._failures.setdefault(username, []).append(time.monotonic())
+            now = time.monotonic()
+            if len(self._failures) > MAX_THROTTLED:  # made-up names must not grow it without end
+                self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < self.pause_s}
+            self._failures.setdefault(username, []).append(now)
 
     def succeeded(self, username: str) -> None:
         with self._lock:
@@ -264,6 +273,10 @@ def issue_access_code(db: Database, *, case_number: str, by: str, days: int) -> 
             select(CaseAccessCode).where(CaseAccessCode.case_id == case.id, CaseAccessCode.revoked_at.is_(None))
         ):
             old.revoked_at = now
+        for session in s.scalars(  # and the portal sessions the old codes opened
+            select(ApiToken).where(ApiToken.kind == "party", ApiToken.case_id == case.id, ApiToken.revoked_at.is_(None))
+        ):
+            session.revoked_at = now
         code = new_access_code()
         expires = now + timedelta(days=days)
         s.add(

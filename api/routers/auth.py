@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
 
 from api.accounts import LoginPausedError, LoginRefusedError, login, revoke
@@ -24,10 +24,12 @@ def user_public(user: User) -> UserPublic:
 
 
 @router.post("/login", response_model=SessionToken, responses={401: {}, 429: {}})
-def log_in(body: LoginRequest, services: ServicesDep, response: Response) -> SessionToken:
+def log_in(body: LoginRequest, request: Request, services: ServicesDep, response: Response) -> SessionToken:
     """Exchange a username and password for a bearer token (also set as an HTTP-only cookie)."""
+    # failures pause this user from this address only, so nobody can lock an officer out from elsewhere
+    key = f"{body.username}|{request.client.host if request.client else '-'}"
     try:
-        services.throttle.check(body.username)
+        services.throttle.check(key)
     except LoginPausedError as e:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": str(int(e.retry_after_s) + 1)}
@@ -37,9 +39,9 @@ def log_in(body: LoginRequest, services: ServicesDep, response: Response) -> Ses
             services.db, username=body.username, password=body.password, hours=services.settings.session_hours
         )
     except LoginRefusedError as e:
-        services.throttle.failed(body.username)
+        services.throttle.failed(key)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
-    services.throttle.succeeded(body.username)
+    services.throttle.succeeded(key)
     response.set_cookie(
         SESSION_COOKIE,
         issued.token,

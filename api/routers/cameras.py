@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from api.deps import CameraEditor, CameraReader, PrincipalDep, ServicesDep
+from api.deps import CameraEditor, CameraReader, PrincipalDep, ServicesDep, invalid
 from api.schemas import CameraPublic, Page, ZonePublic, ZoneUpdate
 from cases.casebook import utc_now
 from cases.errors import UnknownRecordError
@@ -52,7 +52,7 @@ def _camera(c: Camera, health: dict[str, CameraHealth], services: ServicesDep) -
 def list_cameras(
     _: CameraReader,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[CameraPublic]:
     """Registered cameras with their zones and each one's latest health report."""
@@ -113,12 +113,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes (whatever it claims)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"uploads are limited to {limit} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"uploads are limited to {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"uploads are limited to {limit} bytes")
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"uploads are limited to {limit} bytes")
     return bytes(body)
 
 
@@ -145,9 +145,7 @@ def put_health(camera_id: str, report: CameraHealth, principal: PrincipalDep, se
     """A camera worker's health report, for a worker that does not share this machine's folders."""
     _may_report(principal, camera_id)
     if report.camera_id != camera_id:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the report is of {report.camera_id!r}, not {camera_id!r}"
-        )
+        raise invalid("body", "camera_id", f"the report is of {report.camera_id!r}, not {camera_id!r}")
     _get(services, camera_id)
     write_atomic(services.health_dir / f"{camera_id}.json", report.model_dump_json().encode())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
 from api.accounts import issue_access_code
-from api.deps import CaseReader, Officer, ServicesDep
+from api.deps import CaseReader, Officer, ServicesDep, invalid
 from api.schemas import AccessCodeIssued, CaseDetail, CaseSummary, Page, StepRequest
 from api.views import case_detail, case_filters, find_case, list_cases, parse_bbox
 from cases.errors import IllegalTransitionError
@@ -38,7 +38,7 @@ def get_cases(
     try:
         box = parse_bbox(bbox)
     except ValueError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
+        raise invalid("query", "bbox", str(e)) from e
     where = case_filters(camera=camera, kind=kind, state=state, since=since, until=until, bbox=box)
     with services.db.session() as s:
         return list_cases(s, where=where, offset=offset, limit=limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import CameraEditor, CameraReader, PrincipalDep, ServicesDep
+from api.deps import CameraEditor, CameraReader, PrincipalDep, ServicesDep, invalid
 from api.schemas import ReadingsIngested
 from cases.errors import UnknownRecordError
 from cases.states import Role
@@ -14,7 +14,6 @@ from pipelines.monitors import MonitorConfig, MonitorStatus, Reading
 
 router = APIRouter(prefix="/api/monitors", tags=["fume monitors"])
 MAX_BATCH = 1440  # a day of readings at one a minute
-UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
 
 
 def _service(services: ServicesDep) -> MonitorService:
@@ -33,9 +32,7 @@ def list_monitors(_: CameraReader, services: ServicesDep) -> list[MonitorStatus]
 def put_monitor(monitor_id: str, body: MonitorConfig, _: CameraEditor, services: ServicesDep) -> MonitorConfig:
     """Add or change a monitor (its premises, threshold and episode settings)."""
     if body.monitor_id != monitor_id:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the body is of {body.monitor_id!r}, not {monitor_id!r}"
-        )
+        raise invalid("body", "monitor_id", f"the body is of {body.monitor_id!r}, not {monitor_id!r}")
     _service(services).register(body)
     return body
 
@@ -52,9 +49,7 @@ def post_readings(
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"send at most {MAX_BATCH} readings at a time")
     wrong = sorted({r.monitor_id for r in body} - {monitor_id})
     if wrong:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"readings of {', '.join(wrong)} sent to {monitor_id}"
-        )
+        raise invalid("body", "monitor_id", f"readings of {', '.join(wrong)} sent to {monitor_id}")
     service = _service(services)
     if monitor_id not in service.bank:
         raise UnknownRecordError(f"no fume monitor {monitor_id!r}; register it first")

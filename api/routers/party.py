@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select
 
-from api.accounts import LoginRefusedError, party_login, revoke
+from api.accounts import LoginPausedError, LoginRefusedError, party_login, revoke
 from api.deps import PARTY_COOKIE, Party, ServicesDep
 from api.routers.evidence import file_response
 from api.schemas import PackageId, PartyCase, PartyLogin, SessionToken, StatementCreate, StatementPublic
@@ -24,6 +24,11 @@ def log_in(body: PartyLogin, services: ServicesDep, response: Response) -> Sessi
     key = f"party:{body.case_number}"
     try:
         services.throttle.check(key)
+    except LoginPausedError as e:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": str(int(e.retry_after_s) + 1)}
+        ) from e
+    try:
         issued = party_login(
             services.db, case_number=body.case_number, code=body.code, hours=services.settings.party_session_hours
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 from sqlalchemy import ColumnElement, select
 
@@ -73,7 +73,10 @@ def get_detections(
 
 @router.put("/api/detections/{detection_id}/correction", response_model=DetectionPublic, responses={404: {}, 409: {}})
 def correct_detection(
-    detection_id: int, body: DetectionCorrection, principal: Officer, services: ServicesDep
+    detection_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    body: DetectionCorrection,
+    principal: Officer,
+    services: ServicesDep,
 ) -> DetectionPublic:
     """Correct a detection's label or box; the engine's original stays beside the correction,
     and the correction is what the next training set learns from."""

@@ -7,12 +7,12 @@ import json
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import AwareDatetime
 from sqlalchemy import func, select
 
-from api.deps import CaseReader, ModelReader, ServicesDep
+from api.deps import CaseReader, ModelReader, ServicesDep, invalid
 from api.schemas import (
     ActionPublic,
     FindingCollection,
@@ -138,9 +138,7 @@ def kpi(
     end = end or utc_now()
     start = start or end - timedelta(days=30)
     if end <= start:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the period must end after it starts: {start} .. {end}"
-        )
+        raise invalid("query", "end", f"the period must end after it starts: {start} .. {end}")
     report = kpi_report(services.casebook, start=start, end=end, group_by=by)
     return KpiPublic.model_validate(report.to_json())
 

@@ -21,7 +21,7 @@ router = APIRouter(tags=["users"])
 def list_users(
     _: Admin,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[UserPublic]:
     query = select(User).where(User.role != Role.SYSTEM.value)

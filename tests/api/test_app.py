@@ -347,3 +347,14 @@ def test_no_access_code_for_a_closed_case_and_the_party_login_leaves_the_console
     assert client.get("/api/party/case").json()["number"] == number
     assert client.post("/api/party/logout").status_code == 204
     assert client.get("/api/auth/me").status_code == 200, "the party logging out leaves the console alone"
+
+
+def test_the_last_active_admin_cannot_be_disabled_or_demoted(deployment: Deployment) -> None:
+    client, admin = deployment.client, deployment.login("admin")
+    for change in ({"active": False}, {"role": "officer"}):
+        refused = client.patch("/api/users/admin", json=change, headers=admin)
+        assert refused.status_code == 409 and "last active admin" in refused.json()["detail"]
+    client.post(
+        "/api/users", json={"username": "admin-two", "role": "admin", "password": "another passphrase"}, headers=admin
+    )
+    assert client.patch("/api/users/admin", json={"active": False}, headers=admin).status_code == 200

@@ -13,11 +13,13 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DataError
 
 from api.accounts import AccountError, LoginThrottle, UnknownAccountError
 from api.deps import Services
 from api.health import HealthCollector
 from api.routers import auth, cameras, cases, evidence, field, party, premises, review, system, users
+from api.routers import inspections as inspection_routes
 from api.routers import monitors as monitor_routes
 from api.settings import ApiSettings
 from api.uploads import UnknownUploadError, UploadError, UploadStore
@@ -31,7 +33,6 @@ from cases.errors import (
     PermissionDeniedError,
     UnknownRecordError,
 )
-from cases.premises import PremisesError
 from evidence.vault import Vault
 from pipelines.fume import MonitorService, MonitorServiceError
 from pipelines.monitors import UnknownMonitorError
@@ -90,6 +91,7 @@ def create_app(
         field.router,
         premises.router,
         monitor_routes.router,
+        inspection_routes.router,
         system.router,
         system.metrics_route(registry),
     ):
@@ -102,11 +104,12 @@ def create_app(
     app.add_exception_handler(ConcurrentUpdateError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AccountError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(DatabaseError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    # a value the database cannot hold (a NUL byte, a number out of range) is the request's fault
+    app.add_exception_handler(DataError, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(UnknownUploadError, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UploadError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(UnknownMonitorError, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(MonitorServiceError, _error(status.HTTP_409_CONFLICT))
-    app.add_exception_handler(PremisesError, _error(status.HTTP_422_UNPROCESSABLE_CONTENT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

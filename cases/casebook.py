@@ -46,6 +46,7 @@ from cases.models import (
     CustodyRecord,
     Deadline,
     Detection,
+    Inspection,
     Party,
     Transition,
     User,
@@ -76,7 +77,7 @@ KIND_PRIORITY = {"fume": 30, "purifier_off": 25, "construction": 20, "occupation
 REPEAT_PRIORITY = 5
 FUSED_PRIORITY = 15
 # kinds whose findings are of premises: a camera zone's and a monitor's of one premises dedupe and fuse
-PARTY_KINDS = frozenset({"fume", "purifier_off"})
+PARTY_KINDS = frozenset({"fume", "purifier_off", "inspection"})
 FUSING_SOURCES = frozenset({"camera", "fume_monitor"})
 
 
@@ -1005,10 +1006,12 @@ class Casebook:
     # --- healing ----------------------------------------------------------------------------
 
     def unfiled_packages(self) -> list[str]:
-        """Sealed packages in the vault that no case holds (a crash between sealing and filing)."""
+        """Sealed packages in the vault that no case holds (a crash between sealing and filing);
+        an inspection's photos, which its record holds, are accounted for."""
         sealed = set(self.vault.package_ids())
         with self.db.session() as s:
             filed = set(s.scalars(select(CaseEvidence.package_id)))
+            filed |= {p for p in s.scalars(select(Inspection.package_id)) if p is not None}
         return sorted(sealed - filed)
 
     def heal(self) -> list[Filed]:

@@ -169,6 +169,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_queue", "state", "priority", "opened_at"),
         Index("ix_cases_state_opened", "state", "opened_at"),
+        Index("ix_cases_camera_kind_opened", "camera_id", "kind", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -392,3 +393,74 @@ class MonitorReading(Base):
     purifier_on: Mapped[bool | None] = mapped_column(Boolean)
     fan_on: Mapped[bool | None] = mapped_column(Boolean)
     received_at: Mapped[datetime]
+
+
+class Inspector(Base):
+    """A member of the expert pool that "double random" inspections draw from (双随机's second random).
+
+    `street` is the street the inspector works for (they never inspect premises there);
+    `user_id` names the officer account that records their results, if they have one.
+    """
+
+    __tablename__ = "inspectors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    street: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+    user: Mapped[User | None] = relationship()
+
+
+class InspectionDraw(Base):
+    """One verifiable draw (`cases.draws`): its inputs as drawn from, its commitment, and its publication.
+
+    `seed` is the secret the draw was computed from: it stays in this row until the draw is
+    published, when `public` (the published document) reveals it.
+    """
+
+    __tablename__ = "inspection_draws"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(200), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # cases.draws.DrawSpec.to_json()
+    candidates: Mapped[list[Any]] = mapped_column(JSON)  # the premises drawn from, as Candidate.to_json()
+    pool: Mapped[list[Any]] = mapped_column(JSON)  # the inspectors drawn from, as Inspector.to_json()
+    inputs_sha256: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(String(64))
+    commitment_leaf: Mapped[int | None] = mapped_column(Integer)  # None only while the commitment is being logged
+    seed: Mapped[str] = mapped_column(String(128))  # hex; secret until published
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # allocation, assignments, unassigned
+    drawn_at: Mapped[datetime]
+    drawn_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime | None]
+    published_leaf: Mapped[int | None] = mapped_column(Integer)
+    public: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # cases.draws.to_public(), seed included
+
+    inspections: Mapped[list[Inspection]] = relationship(back_populates="draw", order_by="Inspection.id")
+
+
+class Inspection(Base):
+    """One drawn premises and the inspectors drawn for it; once done, the checklist and its result."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (UniqueConstraint("draw_id", "party_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draw_id: Mapped[int] = mapped_column(ForeignKey("inspection_draws.id"), index=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id"), index=True)
+    inspectors: Mapped[list[Any]] = mapped_column(JSON)  # inspector ids, in id order
+    state: Mapped[str] = mapped_column(String(16), index=True)  # planned | done
+    checklist: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # domain -> item -> pass | fail | na
+    result: Mapped[str | None] = mapped_column(String(16))  # pass | rectify | violation
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    package_id: Mapped[str | None] = mapped_column(String(64))  # the sealed photos, if any
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    inspected_at: Mapped[datetime | None] = mapped_column(index=True)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+
+    draw: Mapped[InspectionDraw] = relationship(back_populates="inspections")
+    party: Mapped[Party] = relationship()
+    case: Mapped[Case | None] = relationship()

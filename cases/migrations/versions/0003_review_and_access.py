@@ -29,6 +29,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("priority", sa.Integer(), server_default="0", nullable=False))
         batch_op.create_index("ix_cases_queue", ["state", "priority", "opened_at"], unique=False)
         batch_op.create_index("ix_cases_state_opened", ["state", "opened_at"], unique=False)
+        batch_op.create_index("ix_cases_camera_kind_opened", ["camera_id", "kind", "opened_at"], unique=False)
 
     op.create_table(
         "detections",
@@ -122,6 +123,7 @@ def downgrade() -> None:
                 batch_op.drop_index(index)
         op.drop_table(table)
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_index("ix_cases_camera_kind_opened")
         batch_op.drop_index("ix_cases_state_opened")
         batch_op.drop_index("ix_cases_queue")
         batch_op.drop_column("priority")

@@ -156,6 +156,7 @@ class CaseSummary(BaseModel):
     camera_id: str | None
     zone: str | None
     party: str | None
+    party_code: str | None = Field(None, description="The premises' registry code, where the party is registered")
     lat: float | None
     lon: float | None
     opened_at: datetime

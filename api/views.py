@@ -45,7 +45,7 @@ def _summaries(s: Session, cases: Sequence[Case]) -> list[dict[str, Any]]:
     }
     zones = {z.id: z.name for z in s.scalars(select(Zone).where(Zone.id.in_({c.zone_id for c in cases if c.zone_id})))}
     party_ids = {c.party_id for c in cases if c.party_id}
-    parties = {p.id: p.name for p in s.scalars(select(Party).where(Party.id.in_(party_ids)))} if party_ids else {}
+    parties = {p.id: p for p in s.scalars(select(Party).where(Party.id.in_(party_ids)))} if party_ids else {}
     return [
         {
             "number": c.number,
@@ -54,7 +54,8 @@ def _summaries(s: Session, cases: Sequence[Case]) -> list[dict[str, Any]]:
             "priority": c.priority,
             "camera_id": c.camera_id,
             "zone": zones.get(c.zone_id) if c.zone_id else None,
-            "party": parties.get(c.party_id) if c.party_id else None,
+            "party": parties[c.party_id].name if c.party_id in parties else None,
+            "party_code": parties[c.party_id].code if c.party_id in parties else None,
             "lat": c.lat,
             "lon": c.lon,
             "opened_at": c.opened_at,

@@ -61,7 +61,12 @@ class PremisesRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    code: str = Field(min_length=1, max_length=64, description="The registry's id of the premises")
+    code: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The registry's id of the premises: letters, digits, '_', '.' and '-' (it is used in URLs)",
+    )
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["restaurant", "shop", "site", "other"] = "restaurant"
     address: str = Field("", max_length=400)

@@ -23,7 +23,15 @@ from api.schemas import (
 from api.views import list_cases
 from cases.casebook import utc_now
 from cases.models import Case, Party, Permit, Zone
-from cases.premises import PremisesHistory, find_premises, import_premises, premises_history
+from cases.premises import (
+    ImportReport,
+    PremisesError,
+    PremisesHistory,
+    RowProblem,
+    find_premises,
+    import_premises,
+    premises_history,
+)
 
 router = APIRouter(prefix="/api/premises", tags=["premises"])
 
@@ -66,8 +74,8 @@ def list_premises(
     query = select(Party).where(Party.code.is_not(None))
     if street is not None:
         query = query.where(Party.street == street)
-    if grade is not None:
-        query = query.where(Party.risk_grade == grade)
+    if grade is not None:  # "ungraded" as in draws: premises without a risk grade
+        query = query.where(Party.risk_grade.is_(None) if grade == "ungraded" else Party.risk_grade == grade)
     if kind is not None:
         query = query.where(Party.kind == kind)
     if q:
@@ -114,15 +122,21 @@ def get_premises(code: str, _: PremisesReader, services: ServicesDep) -> Premise
             }
         }
     },
-    responses={413: {}, 422: {"model": ImportReportPublic}},
+    responses={
+        400: {"model": ImportReportPublic, "description": "The file has problems: nothing was imported"},
+        413: {},
+    },
 )
 async def import_file(
     request: Request, _: Registrar, services: ServicesDep, dry_run: bool = False
 ) -> ImportReportPublic | JSONResponse:
     """Import premises from a CSV or Excel file (the body); with any problem nothing is written
-    and the answer (422) lists every problem by row and column."""
+    and the answer (400) lists every problem by row and column."""
     data = await read_limited(request, services.settings.max_upload_bytes)
-    report = import_premises(services.db, Path("upload"), data=data, at=utc_now(), dry_run=dry_run)
+    try:
+        report = import_premises(services.db, Path("upload"), data=data, at=utc_now(), dry_run=dry_run)
+    except PremisesError as e:  # not a CSV or workbook at all: one problem, on the whole file
+        report = ImportReport(problems=[RowProblem(1, "-", str(e))])
     public = ImportReportPublic(
         ok=report.ok,
         dry_run=dry_run,
@@ -133,5 +147,5 @@ async def import_file(
         problems=[RowProblemPublic(row=p.row, column=p.column, message=p.message) for p in report.problems],
     )
     if not report.ok:
-        return JSONResponse(public.model_dump(mode="json"), status_code=422)
+        return JSONResponse(public.model_dump(mode="json"), status_code=400)
     return public

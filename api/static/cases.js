@@ -4,7 +4,8 @@
 
 import { app, can, cameraName, loadCameras, navigate, OFFICERS, reasonLabel } from "./app.js";
 import { lang, t, tv } from "./i18n.js";
-import { ApiError, api, fill, fmtTime, h, hashWith, shortId, toast } from "./util.js";
+import { filePicker, FIELD_ACCEPT } from "./uploads.js";
+import { ApiError, api, fill, fmtTime, h, hashWith, localInputValue, shortId, showError, toast, withLocalOffset } from "./util.js";
 import { EvidenceViewer } from "./viewer.js";
 
 const PAGE = 25;
@@ -124,6 +125,7 @@ export function casePage(root, _params, ctx, number) {
   const viewed = new Set(); // packages whose view has been recorded in custody
   let viewer = null;
   let drawing = false;
+  let field = null; // the field evidence form, kept across re-renders (files chosen, uploads under way)
   fill(root, h("p", { class: "muted" }, t("loading")));
 
   async function load() {
@@ -188,6 +190,7 @@ export function casePage(root, _params, ctx, number) {
           "div",
           { class: "stack" },
           actionsPanel(c),
+          editable ? fieldEvidencePanel(c) : null,
           deadlinesPanel(c),
           statementsPanel(c),
           timelinePanel(c),
@@ -437,6 +440,101 @@ export function casePage(root, _params, ctx, number) {
       accessButton ? h("div", { style: "margin-top:.8rem" }, accessButton) : null,
       codeBox,
     );
+  }
+
+  /** Photos, video and audio an officer took on the spot: uploaded resumably, then sealed as a package of the case. */
+  function fieldEvidencePanel(c) {
+    if (field) return field;
+    const captured = h("input", { type: "datetime-local", value: localInputValue(), required: true, testid: "field-captured", step: 60 });
+    let capturedEdited = false;
+    captured.addEventListener("input", () => (capturedEdited = true));
+    const picker = filePicker({
+      accept: FIELD_ACCEPT,
+      testid: "field-files",
+      onChange: (entries) => {
+        if (!capturedEdited) captured.value = localInputValue(); // "now" is when the files were chosen
+        submit.disabled = entries.length === 0;
+      },
+    });
+    const note = h("textarea", { testid: "field-note", maxlength: 4000, rows: 3, placeholder: t("field_note_hint") });
+    const lat = h("input", { type: "number", step: "any", min: -90, max: 90, testid: "field-lat", inputmode: "decimal" });
+    const lon = h("input", { type: "number", step: "any", min: -180, max: 180, testid: "field-lon", inputmode: "decimal" });
+    const locate =
+      "geolocation" in navigator
+        ? h(
+            "button",
+            {
+              type: "button",
+              testid: "field-locate",
+              onclick: () =>
+                navigator.geolocation.getCurrentPosition(
+                  (pos) => {
+                    lat.value = pos.coords.latitude.toFixed(6);
+                    lon.value = pos.coords.longitude.toFixed(6);
+                  },
+                  (err) => toast(`${t("field_locate_failed")}: ${err.message}`, "error"),
+                  { enableHighAccuracy: true, timeout: 15000 },
+                ),
+            },
+            "◎ ",
+            t("field_locate"),
+          )
+        : null;
+    const status = h("span", { class: "muted small", testid: "field-status" });
+    const submit = h("button", { type: "submit", class: "primary", testid: "field-submit", disabled: true }, t("field_submit"));
+    const form = h(
+      "form",
+      {
+        class: "field-form",
+        testid: "field-form",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          if (picker.entries.length === 0) {
+            toast(t("field_no_files"), "error");
+            return;
+          }
+          const at = withLocalOffset(captured.value);
+          if (!at) {
+            toast(t("field_bad_time"), "error");
+            captured.focus();
+            return;
+          }
+          if ((lat.value === "") !== (lon.value === "")) {
+            toast(t("field_lat_lon_both"), "error");
+            (lat.value === "" ? lat : lon).focus();
+            return;
+          }
+          const body = { uploads: [], captured_at: at, note: note.value.trim() };
+          if (lat.value !== "") {
+            body.lat = Number(lat.value);
+            body.lon = Number(lon.value);
+          }
+          submit.disabled = true;
+          form.setAttribute("aria-busy", "true");
+          try {
+            status.textContent = t("field_uploading");
+            body.uploads = await picker.upload();
+            status.textContent = t("field_sealing");
+            const pkg = await api(`/api/cases/${encodeURIComponent(c.number)}/field-evidence`, { method: "POST", body, quiet: true });
+            toast(t("field_sealed", { n: pkg.files.length, id: shortId(pkg.package_id) }), "ok");
+            field = null; // a fresh form for the next files
+            await load();
+          } catch (err) {
+            status.textContent = t("field_failed_retry");
+            showError(err);
+            submit.disabled = false;
+          } finally {
+            form.removeAttribute("aria-busy");
+          }
+        },
+      },
+      picker.el,
+      h("div", { class: "form-row" }, h("label", { class: "field" }, t("field_captured_at"), captured), h("label", { class: "field" }, t("field_lat"), lat), h("label", { class: "field" }, t("field_lon"), lon), locate),
+      h("label", { class: "field" }, t("field_note"), note),
+      h("div", { class: "row" }, submit, status),
+    );
+    field = h("section", { class: "panel", testid: "field-evidence" }, h("h2", {}, t("field_title")), h("p", { class: "muted small" }, t("field_hint")), form);
+    return field;
   }
 
   function deadlinesPanel(c) {

@@ -1,13 +1,17 @@
 // The officers' console: login, the hash router, the top bar, the help overlay and the keyboard.
-// Pages (review, cases, cameras, map, KPIs) live in their own modules; each returns an object
-// with optional onKey(event) -> handled, onModKey(event), destroy() and help sections.
+// Pages (review, cases, premises, inspections, fume monitors, cameras, map, KPIs) live in their
+// own modules; each returns an object with optional onKey(event) -> handled, onModKey(event),
+// destroy() and help sections.
 
 import { app, CASE_READERS, can, loadCameras, OFFICERS } from "./app.js";
 import { camerasPage, cameraPage, EDITOR_HELP } from "./cameras.js";
 import { casePage, casesPage, CASE_HELP } from "./cases.js";
 import { lang, onLangChange, setLang, t, tv } from "./i18n.js";
+import { INSPECTION_READERS, inspectionPage, inspectionsPage } from "./inspections.js";
 import { kpiPage } from "./kpi.js";
 import { mapPage } from "./map.js";
+import { monitorsPage } from "./monitors.js";
+import { PREMISES_READERS, premisesListPage, premisesPage } from "./premises.js";
 import { REVIEW_HELP, reviewPage } from "./review.js";
 import { api, fill, h, isTyping, onUnauthorized, parseHash, toast } from "./util.js";
 
@@ -16,6 +20,11 @@ const ROUTES = [
   { path: /^\/review$/, page: reviewPage, roles: OFFICERS, nav: "review", help: REVIEW_HELP },
   { path: /^\/cases$/, page: casesPage, roles: CASE_READERS, nav: "cases" },
   { path: /^\/cases\/([^/]+)$/, page: casePage, roles: CASE_READERS, nav: "cases", help: CASE_HELP },
+  { path: /^\/premises$/, page: premisesListPage, roles: PREMISES_READERS, nav: "premises" },
+  { path: /^\/premises\/([^/]+)$/, page: premisesPage, roles: PREMISES_READERS, nav: "premises" },
+  { path: /^\/inspections$/, page: inspectionsPage, roles: INSPECTION_READERS, nav: "inspections" },
+  { path: /^\/inspections\/(\d+)$/, page: inspectionPage, roles: INSPECTION_READERS, nav: "inspections" },
+  { path: /^\/monitors$/, page: monitorsPage, roles: ALL_USERS, nav: "monitors" },
   { path: /^\/cameras$/, page: camerasPage, roles: ALL_USERS, nav: "cameras" },
   { path: /^\/cameras\/([^/]+)$/, page: cameraPage, roles: ALL_USERS, nav: "cameras", help: EDITOR_HELP },
   { path: /^\/map$/, page: mapPage, roles: CASE_READERS, nav: "map" },
@@ -24,6 +33,9 @@ const ROUTES = [
 const NAV = [
   ["review", "#/review", "nav_review", OFFICERS],
   ["cases", "#/cases", "nav_cases", CASE_READERS],
+  ["premises", "#/premises", "nav_premises", PREMISES_READERS],
+  ["inspections", "#/inspections", "nav_inspections", INSPECTION_READERS],
+  ["monitors", "#/monitors", "nav_monitors", ALL_USERS],
   ["cameras", "#/cameras", "nav_cameras", ALL_USERS],
   ["map", "#/map", "nav_map", CASE_READERS],
   ["kpi", "#/kpi", "nav_kpi", CASE_READERS],

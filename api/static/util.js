@@ -81,13 +81,40 @@ export async function api(path, { method = "GET", body, quiet = false } = {}) {
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) {
-    const message = detailText(data && data.detail) || `${response.status} ${response.statusText}`;
-    const error = new ApiError(response.status, message);
-    if (response.status === 401 && unauthorizedHandler && unauthorizedHandler(error, path)) throw error;
-    if (!quiet) toast(`${t("http_" + response.status, {}, "")}${message}`, "error");
+    const error = refusal(response, data, path);
+    if (!quiet) showError(error);
     throw error;
   }
   return data;
+}
+
+/** A request with a body of bytes (a file, a chunk): {response, data}, whatever the status.
+ * Nothing is toasted: the caller reads the answer (see `refusal`, `showError`). A network
+ * failure throws an ApiError of status 0. */
+export async function send(path, { method = "POST", body, headers = {} } = {}) {
+  let response;
+  try {
+    response = await fetch(path, { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers }, body });
+  } catch (e) {
+    throw new ApiError(0, `${t("network_error")} (${e.message})`);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  return { response, data };
+}
+
+/** The ApiError of a refused answer, its message the API's `detail`; a 401 brings the login back. */
+export function refusal(response, data, path = "") {
+  const message = detailText(data && data.detail) || `${response.status} ${response.statusText}`;
+  const error = new ApiError(response.status, message);
+  if (response.status === 401 && unauthorizedHandler && unauthorizedHandler(error, path)) error.handled = true;
+  return error;
+}
+
+/** Toast an error as `api()` does: the status in words, then the API's reason. */
+export function showError(error) {
+  if (error instanceof ApiError) {
+    if (!error.handled) toast(`${error.status ? t("http_" + error.status, {}, "") : ""}${error.message}`, "error");
+  } else toast(String((error && error.message) || error), "error");
 }
 
 // API errors are toasted where they happen; anything else that escapes is shown too.
@@ -142,6 +169,31 @@ export function fmtAge(seconds) {
 export function fmtNumber(value, digits = 1) {
   if (value === null || value === undefined) return "—";
   return Number.isInteger(value) ? String(value) : Number(value).toFixed(digits);
+}
+
+/** A size in bytes as people read it: 812 B, 34.5 KB, 2.1 MB. */
+export function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** Now (or `d`) as a datetime-local input's value: 2026-12-06T21:59, the officer's clock. */
+export function localInputValue(d = new Date()) {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** A datetime-local value as ISO 8601 with the local UTC offset then: 2026-12-06T21:59:00+08:00. */
+export function withLocalOffset(value) {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return null;
+  const minutes = -d.getTimezoneOffset();
+  const sign = minutes >= 0 ? "+" : "-";
+  const abs = Math.abs(minutes);
+  const seconds = value.length === 16 ? ":00" : "";
+  return `${value}${seconds}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
 export function fmtRate(value) {

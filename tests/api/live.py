@@ -38,6 +38,7 @@ from api.settings import DEVELOPMENT_PASSWORD, ApiSettings
 from cases.casebook import Casebook
 from cases.db import Database
 from evidence.vault import Vault
+from pipelines.fume import MonitorService
 from pipelines.settings import register_cameras
 from tests.api.conftest import CAMERAS, FRAME, PASSWORD, USERS, camera_config, sealed_finding, write_health
 
@@ -48,7 +49,7 @@ SEED = "deployment.json"  # what build_deployment made: packages, cases, passwor
 
 @dataclass
 class LiveDeployment:
-    """A served deployment: its address, and the casebook to check the database through."""
+    """A served deployment: its address, and the casebook (and fume monitor service) to check the database through."""
 
     url: str
     root: Path
@@ -58,6 +59,7 @@ class LiveDeployment:
     password: str
     packages: dict[str, str] = field(default_factory=dict)  # camera id -> package id
     cases: dict[str, str] = field(default_factory=dict)  # camera id -> case number
+    monitors: MonitorService | None = None
 
 
 def snapshot(seed: int) -> bytes:
@@ -145,10 +147,13 @@ def serve_deployment(
     vault = Vault(root / "evidence", root / "keys")
     book = Casebook(db, vault)
     health = root / "health"
-    deployment = LiveDeployment("", root, book, vault, health, seed["password"], seed["packages"], seed["cases"])
+    monitors = MonitorService(book)
+    deployment = LiveDeployment(
+        "", root, book, vault, health, seed["password"], seed["packages"], seed["cases"], monitors=monitors
+    )
     write_health_reports(health)
     settings = ApiSettings(environment="development", login_attempts=20)
-    app = create_app(db, vault, health, settings=settings, casebook=book)
+    app = create_app(db, vault, health, settings=settings, casebook=book, monitors=monitors)
     sock = _free_socket()
     if port:
         sock.close()

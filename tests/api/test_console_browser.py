@@ -417,4 +417,6 @@ def test_every_page_renders_for_the_docs_screenshots(live: LiveDeployment, brows
     log_in(tablet, live, "officer-wang")
     expect(tablet.get_by_test_id("det-box").first).to_be_visible()
     shot(tablet, folder, "review-queue-tablet")
-    assert len(list(folder.glob("*.png"))) == 8
+    names = {"review-queue", "review-reject-reasons", "case-page", "map", "camera-zone-editor", "party-portal",
+             "case-page-english", "review-queue-tablet"}  # fmt: skip
+    assert names <= {path.stem for path in folder.glob("*.png")}

@@ -32,7 +32,7 @@ def test_an_import_with_bad_rows_is_refused_whole_with_each_problem(deployment: 
     client, admin = deployment.client, deployment.login("admin")
     bad = CSV + "R-003,,restaurant,Wenhua,E,95,,cam-kitchen:roof\n"
     response = client.post("/api/premises/import", content=bad.encode(), headers=admin)
-    assert response.status_code == 422
+    assert response.status_code == 400
     problems = {(p["row"], p["column"]) for p in response.json()["problems"]}
     assert problems == {(4, "name"), (4, "risk_grade"), (4, "lat")}
     assert client.get("/api/premises", headers=admin).json()["total"] == 0
@@ -40,9 +40,9 @@ def test_an_import_with_bad_rows_is_refused_whole_with_each_problem(deployment: 
     assert client.get("/api/premises", headers=deployment.login("officer-li")).json()["total"] == 0
 
 
-def test_only_heads_and_admins_import_and_junk_is_a_clear_422(deployment: Deployment) -> None:
+def test_only_heads_and_admins_import_and_junk_is_a_clear_400(deployment: Deployment) -> None:
     client = deployment.client
     refused = client.post("/api/premises/import", content=CSV.encode(), headers=deployment.login("officer-li"))
     assert refused.status_code == 403
     junk = client.post("/api/premises/import", content=b"PK\x03\x04garbage", headers=deployment.login("head-chen"))
-    assert junk.status_code == 422 and "Excel" in junk.json()["detail"]
+    assert junk.status_code == 400 and "Excel" in junk.json()["problems"][0]["message"]

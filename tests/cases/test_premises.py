@@ -70,6 +70,7 @@ def test_importing_the_same_file_again_changes_nothing(casebook: Casebook, clock
         ("R-9,名,餐饮,,文化街道,,,,,,,,,,cam-1", "监控区域", "camera:zone pairs"),
         ("R-9,名,餐饮,,文化街道,,,,,,,,,,cam-1:roof", "zones", "camera 'cam-1' has no zone 'roof'"),
         ("R-001,名,餐饮,,文化街道,,,,,,,,,,", "编号", "repeats row 2"),
+        ("R/9,名,餐饮,,文化街道,,,,,,,,,,", "编号", "pattern"),
     ],
 )
 def test_a_bad_cell_is_named_by_row_and_column_and_nothing_is_imported(

@@ -16,7 +16,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.accounts import LoginThrottle, Principal, resolve
+from api.accounts import Issued, LoginPausedError, LoginRefusedError, LoginThrottle, Principal, resolve
 from api.settings import ApiSettings
 from api.uploads import UploadStore
 from cases.casebook import Casebook
@@ -97,6 +97,23 @@ def users(roles: frozenset[Role]) -> Callable[[Principal], Principal]:
         return principal
 
     return check
+
+
+def throttled_login(throttle: LoginThrottle, key: str, attempt: Callable[[], Issued]) -> Issued:
+    """Run a login attempt under the throttle of `key`: 429 while it is paused, 401 when refused
+    (and counted against it)."""
+    try:
+        throttle.check(key)
+    except LoginPausedError as e:
+        retry = str(int(e.retry_after_s) + 1)
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": retry}) from e
+    try:
+        issued = attempt()
+    except LoginRefusedError as e:
+        throttle.failed(key)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
+    throttle.succeeded(key)
+    return issued
 
 
 def invalid(where: str, name: str, message: str) -> RequestValidationError:

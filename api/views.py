@@ -27,7 +27,7 @@ from api.schemas import (
 from cases.casebook import Casebook, utc_now
 from cases.errors import UnknownRecordError
 from cases.models import Camera, Case, CaseEvidence, Deadline, Detection, Party, PartyStatement, User, Zone
-from cases.states import STEPS, CaseState, Role
+from cases.states import STEPS, CaseState, Role, Step
 from evidence.errors import EvidenceError
 
 REVIEW_STATE = CaseState.PENDING_REVIEW.value
@@ -238,16 +238,20 @@ def allowed_actions(state: str, role: str | None) -> list[ActionPublic]:
     if role is None or role == Role.SYSTEM:
         return []
     return [
-        ActionPublic(
-            action=step.action,
-            target=step.target.value if step.target else None,
-            needs_reason=step.needs_reason,
-            needs_reason_code=step.needs_reason_code,
-            description=step.description,
-        )
+        action_public(step)
         for step in STEPS.values()
         if CaseState(state) in step.sources and Role(role) in step.roles and not step.needs_evidence
     ]
+
+
+def action_public(step: Step) -> ActionPublic:
+    return ActionPublic(
+        action=step.action,
+        target=step.target.value if step.target else None,
+        needs_reason=step.needs_reason,
+        needs_reason_code=step.needs_reason_code,
+        description=step.description,
+    )
 
 
 def statements(s: Session, case_id: int) -> list[StatementPublic]:

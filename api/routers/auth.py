@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
 
-from api.accounts import LoginPausedError, LoginRefusedError, login, revoke
-from api.deps import SESSION_COOKIE, AnyUser, PrincipalDep, ServicesDep
+from api.accounts import login, revoke
+from api.deps import SESSION_COOKIE, AnyUser, PrincipalDep, ServicesDep, throttled_login
 from api.schemas import LoginRequest, SessionToken, UserPublic
 from cases.models import User
 
@@ -28,20 +28,13 @@ def log_in(body: LoginRequest, request: Request, services: ServicesDep, response
     """Exchange a username and password for a bearer token (also set as an HTTP-only cookie)."""
     # failures pause this user from this address only, so nobody can lock an officer out from elsewhere
     key = f"{body.username}|{request.client.host if request.client else '-'}"
-    try:
-        services.throttle.check(key)
-    except LoginPausedError as e:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": str(int(e.retry_after_s) + 1)}
-        ) from e
-    try:
-        issued = login(
+    issued = throttled_login(
+        services.throttle,
+        key,
+        lambda: login(
             services.db, username=body.username, password=body.password, hours=services.settings.session_hours
-        )
-    except LoginRefusedError as e:
-        services.throttle.failed(key)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
-    services.throttle.succeeded(key)
+        ),
+    )
     response.set_cookie(
         SESSION_COOKIE,
         issued.token,

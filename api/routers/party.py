@@ -3,11 +3,11 @@ one case sees that case's evidence and deadlines and states a defense; nothing e
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
-from api.accounts import LoginPausedError, LoginRefusedError, party_login, revoke
-from api.deps import PARTY_COOKIE, Party, ServicesDep
+from api.accounts import party_login, revoke
+from api.deps import PARTY_COOKIE, Party, ServicesDep, throttled_login
 from api.routers.evidence import file_response
 from api.schemas import PackageId, PartyCase, PartyLogin, SessionToken, StatementCreate, StatementPublic
 from api.views import deadline_public, evidence_public, statements
@@ -21,21 +21,13 @@ BASE = "/api/party/evidence"
 
 @router.post("/login", response_model=SessionToken, responses={401: {}, 429: {}})
 def log_in(body: PartyLogin, services: ServicesDep, response: Response) -> SessionToken:
-    key = f"party:{body.case_number}"
-    try:
-        services.throttle.check(key)
-    except LoginPausedError as e:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS, str(e), headers={"Retry-After": str(int(e.retry_after_s) + 1)}
-        ) from e
-    try:
-        issued = party_login(
+    issued = throttled_login(
+        services.throttle,
+        f"party:{body.case_number}",
+        lambda: party_login(
             services.db, case_number=body.case_number, code=body.code, hours=services.settings.party_session_hours
-        )
-    except LoginRefusedError as e:
-        services.throttle.failed(key)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
-    services.throttle.succeeded(key)
+        ),
+    )
     response.set_cookie(
         PARTY_COOKIE, issued.token, httponly=True, samesite="strict", secure=services.settings.secure_cookies
     )

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from api.deps import CaseReader, ModelReader, ServicesDep, invalid
 from api.schemas import (
-    ActionPublic,
     FindingCollection,
     FindingFeature,
     KpiPublic,
@@ -23,7 +22,7 @@ from api.schemas import (
     PointGeometry,
     ReasonCode,
 )
-from api.views import case_filters
+from api.views import action_public, case_filters
 from cases.casebook import utc_now
 from cases.kpi import kpi_report
 from cases.models import Camera, Case
@@ -76,16 +75,7 @@ def meta(services: ServicesDep) -> Meta:
         states=[s.value for s in CaseState],
         kinds=["fume", "purifier_off", "occupation", "construction", "inspection"],
         roles=[r.value for r in Role if r is not Role.SYSTEM],
-        actions=[
-            ActionPublic(
-                action=s.action,
-                target=s.target.value if s.target else None,
-                needs_reason=s.needs_reason,
-                needs_reason_code=s.needs_reason_code,
-                description=s.description,
-            )
-            for s in STEPS.values()
-        ],
+        actions=[action_public(step) for step in STEPS.values()],
     )
 
 

@@ -156,3 +156,7 @@ def deployment(database: Database, tmp_path: Path) -> Iterator[Deployment]:
     yield deployment
     deployment.client.close()
     vault.close()
+
+
+# the browser tests' fixtures (a served deployment, Chromium, screenshotted contexts)
+from tests.api.browser import browser, browsers, live, playwright, template  # noqa: E402, F401

@@ -13,7 +13,6 @@ evidence upload to docs/screenshots/ (else to the test's tmp_path).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,17 @@ import cv2
 import numpy as np
 import pytest
 from playwright.sync_api import (
-    Browser,
     FilePayload,
     Page,
-    Playwright,
     Request,
     Response,
     Route,
     expect,
-    sync_playwright,
 )
 
+from tests.api.browser import DOCS_SCREENSHOTS, TABLET, Contexts, api_json, log_in
 from tests.api.conftest import sealed_finding
-from tests.api.live import LiveDeployment, build_deployment, serve_deployment
-from tests.api.test_console_browser import DOCS_SCREENSHOTS, TABLET, Contexts, api_json, log_in
-from tests.conftest import CHROMIUM
+from tests.api.live import LiveDeployment
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=10_000)
@@ -51,50 +46,6 @@ BAD_CSV = """code,name,street,risk_grade
 R-0003,张记烧烤,文新街道,E
 R-0004,,文新街道,B
 """.encode()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("registry-template")
-    build_deployment(root)
-    return root
-
-
-@pytest.fixture
-def live(template: Path, tmp_path: Path) -> Iterator[LiveDeployment]:
-    with serve_deployment(tmp_path / "live", template=template) as deployment:
-        yield deployment
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-    )
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def browsers(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Contexts]:
-    contexts = Contexts(browser)
-    yield contexts
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        folder = Path(os.environ.get("NONSITE_TEST_ARTIFACTS", tmp_path / "screenshots"))
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, context in enumerate(contexts.opened):
-            for j, page in enumerate(context.pages):
-                page.screenshot(path=folder / f"{request.node.name}-{i}-{j}.png", full_page=True)
-    for context in contexts.opened:
-        context.close()
-    assert not contexts.errors, f"the page raised: {contexts.errors}"
 
 
 @pytest.fixture

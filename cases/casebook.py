@@ -424,6 +424,8 @@ class Casebook:
                 self._step(s, case, STEPS["add_evidence"], system, at=at, evidence=[finding.package_id])
             return Filed(finding.package_id, case.number, created=False, joined=True)
 
+        if party is None and zone is None and finding.lat is not None and finding.lon is not None:
+            party = self._premises_near(s, finding.lat, finding.lon, finding.radius_m or 0.0)
         party_id = zone.party_id if zone is not None and zone.party_id is not None else party.id if party else None
         if party is None and party_id is not None and finding.kind in PARTY_KINDS:
             s.scalar(select(Party).where(Party.id == party_id).with_for_update())
@@ -512,6 +514,26 @@ class Casebook:
             .order_by(Case.closed_at.desc())
         )
         return next((case for case in s.scalars(query) if self._near(case, finding, place)), None)
+
+    def _premises_near(self, s: Session, lat: float, lon: float, radius_m: float) -> Party | None:
+        """The registered premises nearest a place on the ground, if one is within reach."""
+        reach = max(self.policy.premises_radius_m, radius_m)
+        if reach <= 0:
+            return None
+        dlat = reach / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+        nearby = s.scalars(
+            select(Party).where(
+                Party.code.is_not(None),
+                Party.lat.between(lat - dlat, lat + dlat),
+                Party.lon.between(lon - dlon, lon + dlon),
+            )
+        )
+        distances = [
+            (_distance_m(lat, lon, p.lat, p.lon), p.id, p) for p in nearby if p.lat is not None and p.lon is not None
+        ]
+        within = [d for d in distances if d[0] <= reach]
+        return min(within)[2] if within else None
 
     def _fuses(self, s: Session, case: Case, finding: Finding) -> bool:
         """A camera plume and a monitor exceedance of one premises, close in time: one stronger finding."""

@@ -35,6 +35,12 @@ class CasePolicy(BaseModel):
     filing_working_days: int = Field(7, ge=1, le=30, description="Working days for the head to file an escalation")
     closing_working_days: int = Field(3, ge=1, le=30, description="Working days to close a finished case")
     due_soon_hours: float = Field(48.0, gt=0, le=24 * 30, description="A deadline this close counts as due soon")
+    premises_radius_m: float = Field(
+        30.0,
+        ge=0,
+        le=500,
+        description="A finding with a place but no camera (a drone's) belongs to the nearest premises this close",
+    )
     fusion_window_minutes: float = Field(
         30.0,
         ge=0,

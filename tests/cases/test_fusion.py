@@ -111,3 +111,20 @@ def test_a_purifier_left_off_is_its_own_finding(premises: Casebook, clock: Clock
 def test_a_monitor_of_premises_not_in_the_registry_is_refused(premises: Casebook, clock: Clock) -> None:
     with pytest.raises(FilingError, match="premises 'R-404', which is not in the registry"):
         premises.file_package(seal_monitor(premises, started_at=clock(), premises="R-404"))
+
+
+@pytest.mark.parametrize(("metres_east", "named"), [(12.0, "R-001"), (80.0, None)])
+def test_a_drone_finding_belongs_to_the_registered_premises_within_reach(
+    premises: Casebook, clock: Clock, metres_east: float, named: str | None
+) -> None:
+    lon = 120.161 + metres_east / (111_320.0 * 0.8643)  # cos(30.251°)
+    package = seal_finding(
+        premises.vault,
+        kind="construction",
+        camera=None,
+        zone=None,
+        started_at=clock() - timedelta(hours=1),
+        place={"lat": 30.251, "lon": lon, "radius_m": 5.0},
+    )
+    case = case_of(premises, premises.file_package(package).case_number)
+    assert (case.party.code if case.party else None) == named

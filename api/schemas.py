@@ -75,10 +75,21 @@ class DeviceTokenCreate(Strict):
 
 
 class DeviceTokenIssued(BaseModel):
+    id: int
     token: str = Field(description="Shown once; only its hash is kept")
     camera_id: str | None
     monitor_id: str | None
     expires_at: datetime
+
+
+class DeviceTokenPublic(BaseModel):
+    id: int
+    label: str
+    camera_id: str | None
+    monitor_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
 
 
 # --- cameras and zones -------------------------------------------------------------------------

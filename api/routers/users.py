@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import func, select
 
-from api.accounts import create_user, issue_device_token, update_user
+from api.accounts import UnknownAccountError, create_user, issue_device_token, revoke, update_user
 from api.deps import Admin, CameraEditor, ServicesDep
 from api.routers.auth import user_public
-from api.schemas import DeviceTokenCreate, DeviceTokenIssued, Page, UserCreate, UserPublic, UserUpdate
-from cases.models import User
+from api.schemas import (
+    DeviceTokenCreate,
+    DeviceTokenIssued,
+    DeviceTokenPublic,
+    Page,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
+from cases.models import ApiToken, User
 from cases.states import Role
 
 router = APIRouter(tags=["users"])
@@ -66,6 +74,56 @@ def add_device_token(body: DeviceTokenCreate, _: CameraEditor, services: Service
         label=body.label,
         days=body.days or services.settings.device_token_days,
     )
+    assert issued.principal.token_id is not None  # it has just been stored
     return DeviceTokenIssued(
-        token=issued.token, camera_id=body.camera_id, monitor_id=body.monitor_id, expires_at=issued.expires_at
+        id=issued.principal.token_id,
+        token=issued.token,
+        camera_id=body.camera_id,
+        monitor_id=body.monitor_id,
+        expires_at=issued.expires_at,
     )
+
+
+@router.get("/api/devices/tokens", response_model=Page[DeviceTokenPublic])
+def list_device_tokens(
+    _: CameraEditor,
+    services: ServicesDep,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[DeviceTokenPublic]:
+    """The device tokens issued (never the tokens themselves), newest first, revoked ones too."""
+    query = select(ApiToken).where(ApiToken.kind == "device")
+    with services.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = s.scalars(query.order_by(ApiToken.id.desc()).offset(offset).limit(limit))
+        items = [
+            DeviceTokenPublic(
+                id=t.id,
+                label=t.label,
+                camera_id=t.camera_id,
+                monitor_id=t.monitor_id,
+                created_at=t.created_at,
+                expires_at=t.expires_at,
+                revoked_at=t.revoked_at,
+            )
+            for t in rows
+        ]
+    return Page[DeviceTokenPublic](total=total, offset=offset, limit=limit, items=items)
+
+
+@router.delete(
+    "/api/devices/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={404: {}},
+)
+def revoke_device_token(
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], _: CameraEditor, services: ServicesDep
+) -> Response:
+    """Revoke a device token at once (a camera machine lost or replaced)."""
+    with services.db.session() as s:
+        row = s.get(ApiToken, token_id)
+        if row is None or row.kind != "device":
+            raise UnknownAccountError(f"no device token {token_id}")
+    revoke(services.db, token_id=token_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -358,3 +358,24 @@ def test_the_last_active_admin_cannot_be_disabled_or_demoted(deployment: Deploym
         "/api/users", json={"username": "admin-two", "role": "admin", "password": "another passphrase"}, headers=admin
     )
     assert client.patch("/api/users/admin", json={"active": False}, headers=admin).status_code == 200
+
+
+def test_device_tokens_are_listed_without_their_secret_and_revoked_at_once(deployment: Deployment) -> None:
+    client, engineer = deployment.client, deployment.login("engineer-sun")
+    issued = client.post("/api/devices/tokens", json={"camera_id": "cam-street", "label": "box-3"}, headers=engineer)
+    device = {"Authorization": f"Bearer {issued.json()['token']}"}
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 100
+    assert client.put("/api/cameras/cam-street/snapshot", content=jpeg, headers=device).status_code == 204
+    listed = client.get("/api/devices/tokens", headers=engineer).json()
+    (row,) = listed["items"]
+    assert (row["id"], row["label"], row["camera_id"], row["revoked_at"]) == (
+        issued.json()["id"],
+        "box-3",
+        "cam-street",
+        None,
+    )
+    assert "token" not in row
+    assert client.delete(f"/api/devices/tokens/{row['id']}", headers=deployment.login("officer-li")).status_code == 403
+    assert client.delete(f"/api/devices/tokens/{row['id']}", headers=engineer).status_code == 204
+    assert client.put("/api/cameras/cam-street/snapshot", content=jpeg, headers=device).status_code == 401
+    assert client.delete("/api/devices/tokens/999", headers=engineer).status_code == 404

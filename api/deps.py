@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.accounts import Issued, LoginPausedError, LoginRefusedError, LoginThrottle, Principal, resolve
+from api.accounts import Issued, LoginPausedError, LoginRefusedError, LoginThrottle, Principal, resolve, revoke
 from api.settings import ApiSettings
 from api.uploads import UploadStore
 from cases.casebook import Casebook
@@ -114,6 +114,15 @@ def throttled_login(throttle: LoginThrottle, key: str, attempt: Callable[[], Iss
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(e)) from e
     throttle.succeeded(key)
     return issued
+
+
+def end_session(principal: Principal, services: Services, cookie: str) -> Response:
+    """Revoke the token the request came with and clear its cookie."""
+    if principal.token_id is not None:
+        revoke(services.db, token_id=principal.token_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(cookie)
+    return response
 
 
 def invalid(where: str, name: str, message: str) -> RequestValidationError:

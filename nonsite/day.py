@@ -103,7 +103,7 @@ def _fresh(out_dir: Path) -> None:
 def run_synthetic_day(detector: Detector, out_dir: Path, *, hours: tuple[int, ...] = SCENE_HOURS) -> DayResult:
     """Run the day and its re-checks; everything lands under `out_dir` (rebuilt each run)."""
     _fresh(out_dir)
-    clock = _Clock(datetime.combine(DAY, time(7), LOCAL).astimezone(UTC))
+    clock = SimulatedClock(datetime.combine(DAY, time(7), LOCAL).astimezone(UTC))
     db = Database(f"sqlite:///{out_dir / 'cases.db'}")
     vault = Vault(out_dir / "evidence", out_dir / "keys")
     try:
@@ -155,7 +155,9 @@ def run_synthetic_day(detector: Detector, out_dir: Path, *, hours: tuple[int, ..
         db.close()
 
 
-class _Clock:
+class SimulatedClock:
+    """A clock the simulation moves by hand (the casebook reads it for filing and step times)."""
+
     def __init__(self, now: datetime) -> None:
         self.now = now
 
@@ -192,7 +194,7 @@ def _review(book: Casebook, vault: Vault, truths: dict[str, tuple[SceneTruth, st
             book.apply(number, "warn", actor=officer, reason="rectify by the end of the next working day")
 
 
-def _recheck(book: Casebook, detector: Detector, out_dir: Path, clock: _Clock) -> None:
+def _recheck(book: Casebook, detector: Detector, out_dir: Path, clock: SimulatedClock) -> None:
     """On the next working day, take a fresh look at every zone whose rectification period has ended."""
     clock.now = datetime.combine(DAY + timedelta(days=2), time(9), LOCAL).astimezone(UTC)
     for due in book.due_rechecks():

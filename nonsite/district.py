@@ -42,6 +42,7 @@ from cases.states import CaseState, Role
 from evidence.package import PackageFile
 from evidence.vault import Vault
 from nonsite import __version__
+from nonsite.day import SimulatedClock
 from pipelines.fume import MonitorService
 from pipelines.monitors import MonitorConfig, Reading
 
@@ -188,20 +189,12 @@ def _camera_package(vault: Vault, p: Premises, e: _Emission, rng: np.random.Gene
     return vault.seal(finding, [keyframe]).package.package_id
 
 
-class _Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def run_district(out_dir: Path, *, days: int = 7, seed: int = 20261123) -> DistrictResult:
     """Simulate `days` days of the district; everything lands under `out_dir` (rebuilt each run)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    clock = _Clock(_local(START, time(0)))
+    clock = SimulatedClock(_local(START, time(0)))
     db = Database(f"sqlite:///{out_dir / 'cases.db'}")
     vault = Vault(out_dir / "evidence", out_dir / "keys")
     try:
@@ -267,7 +260,7 @@ def _sources(book: Casebook, case: Case) -> set[str]:
     return {book.source_of(e.package_id) for e in case.evidence if e.role == "detection"}
 
 
-def _review(book: Casebook, truth: dict[str, list[_Emission]], clock: _Clock) -> None:
+def _review(book: Casebook, truth: dict[str, list[_Emission]], clock: SimulatedClock) -> None:
     """Officers review the queue by the truth of each case's premises over the case's span."""
     with book.db.session() as s:
         queue = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
 
-from api.accounts import login, revoke
-from api.deps import SESSION_COOKIE, AnyUser, PrincipalDep, ServicesDep, throttled_login
+from api.accounts import login
+from api.deps import SESSION_COOKIE, AnyUser, PrincipalDep, ServicesDep, end_session, throttled_login
 from api.schemas import LoginRequest, SessionToken, UserPublic
 from cases.models import User
 
@@ -53,11 +53,7 @@ def log_in(body: LoginRequest, request: Request, services: ServicesDep, response
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def log_out(principal: PrincipalDep, services: ServicesDep) -> Response:
     """End this token's session (users, devices and parties alike)."""
-    if principal.token_id is not None:
-        revoke(services.db, token_id=principal.token_id)
-    response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
+    return end_session(principal, services, SESSION_COOKIE)
 
 
 @router.get("/me", response_model=UserPublic)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from api.deps import Officer, ServicesDep
 from api.routers.cameras import read_limited
 from api.schemas import CaseNumber, EvidencePublic, FieldEvidenceCreate, UploadCreate, UploadPublic
-from api.uploads import OffsetMismatchError, Upload, UploadStore
+from api.uploads import OffsetMismatchError, Upload
 from api.views import evidence_public, find_case
 from cases.casebook import utc_now
 from cases.errors import IllegalTransitionError
@@ -37,14 +37,10 @@ def _public(upload: Upload) -> UploadPublic:
     )
 
 
-def _store(services: ServicesDep) -> UploadStore:
-    return services.uploads
-
-
 @router.post("/api/uploads", response_model=UploadPublic, status_code=status.HTTP_201_CREATED, responses={409: {}})
 def declare_upload(body: UploadCreate, principal: Officer, services: ServicesDep) -> UploadPublic:
     """Declare a file to upload (name, media type, size, optionally its SHA-256)."""
-    upload = _store(services).create(
+    upload = services.uploads.create(
         owner=principal.name,
         filename=body.filename,
         media_type=body.media_type,
@@ -58,7 +54,7 @@ def declare_upload(body: UploadCreate, principal: Officer, services: ServicesDep
 @router.get("/api/uploads/{upload_id}", response_model=UploadPublic, responses={404: {}})
 def upload_status(upload_id: str, principal: Officer, services: ServicesDep) -> UploadPublic:
     """Where the upload stands: after a dropped connection, go on from `offset`."""
-    return _public(_store(services).get(upload_id, owner=principal.name))
+    return _public(services.uploads.get(upload_id, owner=principal.name))
 
 
 @router.patch(
@@ -81,7 +77,7 @@ async def send_chunk(
     """The next chunk of the file (at most the API's upload limit per request)."""
     chunk = await read_limited(request, services.settings.max_upload_bytes)
     try:
-        upload = _store(services).append(upload_id, owner=principal.name, offset=upload_offset, chunk=chunk)
+        upload = services.uploads.append(upload_id, owner=principal.name, offset=upload_offset, chunk=chunk)
     except OffsetMismatchError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e), headers={"Upload-Offset": str(e.expected)}) from e
     return _public(upload)
@@ -98,7 +94,7 @@ def seal_field_evidence(
 ) -> EvidencePublic:
     """Seal finished uploads into one evidence package with the officer as its device, and
     attach it to the case; the uploads are removed once sealed."""
-    store, book = _store(services), services.casebook
+    store, book = services.uploads, services.casebook
     if body.captured_at.tzinfo is None:
         raise IllegalTransitionError("captured_at needs a time zone (e.g. 2026-12-07T09:30:00+08:00)")
     with services.db.session() as s:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 
-from api.accounts import party_login, revoke
-from api.deps import PARTY_COOKIE, Party, ServicesDep, throttled_login
+from api.accounts import party_login
+from api.deps import PARTY_COOKIE, Party, ServicesDep, end_session, throttled_login
 from api.routers.evidence import file_response
 from api.schemas import PackageId, PartyCase, PartyLogin, SessionToken, StatementCreate, StatementPublic
 from api.views import deadline_public, evidence_public, statements
@@ -39,11 +39,7 @@ def log_in(body: PartyLogin, services: ServicesDep, response: Response) -> Sessi
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def log_out(principal: Party, services: ServicesDep) -> Response:
     """End the party's portal session (the console's, in the same browser, stays)."""
-    if principal.token_id is not None:
-        revoke(services.db, token_id=principal.token_id)
-    response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(PARTY_COOKIE)
-    return response
+    return end_session(principal, services, PARTY_COOKIE)
 
 
 @router.get("/case", response_model=PartyCase)

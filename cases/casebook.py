@@ -607,6 +607,38 @@ class Casebook:
             for box in finding.boxes
         )
 
+    def correct_detection(
+        self,
+        detection_id: int,
+        *,
+        actor: str,
+        label: str | None = None,
+        box: Sequence[float] | None = None,
+    ) -> None:
+        """An officer's correction of a detection's label or box; the engine's original stays beside
+        it, and the correction is what the next training set learns from."""
+        if label is None and box is None:
+            raise IllegalTransitionError("a correction gives a label, a box, or both")
+        if box is not None and len(box) != 4:
+            raise IllegalTransitionError(f"a box is [x1, y1, x2, y2], got {list(box)}")
+        with self.db.session() as s:
+            found = s.execute(
+                select(Detection, Case.state, Case.number)
+                .join(Case, Detection.case_id == Case.id)
+                .where(Detection.id == detection_id)
+            ).first()
+            if found is None:
+                raise UnknownRecordError(f"no detection {detection_id}")
+            detection, state, number = found
+            if CaseState(state) in TERMINAL_STATES:
+                raise IllegalTransitionError(f"case {number} is {state}; its detections are no longer corrected")
+            if label is not None:
+                detection.corrected_label = label
+            if box is not None:
+                detection.corrected_box = [round(float(v), 1) for v in box]
+            detection.corrected_by = actor
+            detection.corrected_at = self.clock()
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def apply(

@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.invariants import InvariantReport, check_invariants
 from cases.kpi import KpiReport, kpi_report
-from cases.models import Case
+from cases.models import Case, Detection
 from cases.policy import CasePolicy
-from cases.states import CaseState, Role
-from datasets.synthetic import SceneSpec, SceneTruth, sample_scene_spec, write_video
+from cases.states import CaseState, RejectReason, Role
+from datasets.synthetic import DistractorKind, SceneSpec, SceneTruth, sample_scene_spec, write_video
 from evidence.package import load_package
 from evidence.vault import Vault
 from nonsite.analyze import analyze_source, synthetic_camera
@@ -59,6 +61,8 @@ SCENE_HOURS = (8, 11, 14, 17, 20)
 STUBBORN_CAMERA = "cam-market-sidewalk"
 OFFICERS = (("officer-li", Role.OFFICER), ("officer-wang", Role.OFFICER), ("head-chen", Role.HEAD))
 MARKER = ".nonsite-day"
+#: an officer redraws a box that overlaps its object less than this
+CORRECT_BELOW_IOU = 0.85
 #: scenes of one camera come three hours apart: a two-hour merge window keeps them separate cases
 DAY_POLICY = CasePolicy(rectify_working_days=1, merge_window_hours=2)
 
@@ -183,15 +187,58 @@ def _review(book: Casebook, vault: Vault, truths: dict[str, tuple[SceneTruth, st
         package, _ = load_package(vault.store, package_id)
         truth, _camera = truths[package_id]
         if not _true_event(truth, package.manifest["violation"]):
-            book.apply(number, "reject", actor=officer, reason_code="false_detection",
+            book.apply(number, "reject", actor=officer, reason_code=_reason_code(truth),
                        reason="no such event in the scene")  # fmt: skip
             continue
+        _correct_boxes(book, number, truth, officer)
         book.apply(number, "confirm", actor=officer)
         if kind == "construction":
             book.apply(number, "file", actor="head-chen")
             book.apply(number, "send_pre_notice", actor=other)
         else:
             book.apply(number, "warn", actor=officer, reason="rectify by the end of the next working day")
+
+
+def _reason_code(truth: SceneTruth) -> str:
+    """What an officer would say the engine mistook: the scene's steam or haze, else a false detection."""
+    distractors = {DistractorKind(d) for d in truth.spec_json.get("distractors", [])}
+    if DistractorKind.STEAM in distractors:
+        return RejectReason.STEAM.value
+    if distractors & {DistractorKind.FOG, DistractorKind.CLOUDS}:
+        return RejectReason.FOG.value
+    return RejectReason.FALSE_DETECTION.value
+
+
+def _correct_boxes(book: Casebook, number: str, truth: SceneTruth, officer: str) -> None:
+    """Before confirming, the officer fixes boxes that fit their object badly and wrong labels
+    (by the truth of the keyframe: the object the box overlaps most)."""
+    with book.db.session() as s:
+        rows = [
+            (d.id, d.frame, d.label, (d.x1, d.y1, d.x2, d.y2))
+            for d in s.scalars(select(Detection).join(Case, Detection.case_id == Case.id).where(Case.number == number))
+        ]
+    for detection_id, frame, label, box in rows:
+        if not 0 <= frame < len(truth.frames):
+            continue
+        best, best_iou = None, 0.0
+        for obj in truth.frames[frame].objects:
+            iou = _iou(box, obj.xyxy)
+            if iou > best_iou:
+                best, best_iou = obj, iou
+        if best is None or best_iou < 0.1:
+            continue
+        new_label = best.class_name if best.class_name != label else None
+        new_box = best.xyxy if best_iou < CORRECT_BELOW_IOU else None
+        if new_label or new_box:
+            book.correct_detection(detection_id, actor=officer, label=new_label, box=new_box)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _recheck(book: Casebook, detector: Detector, out_dir: Path, clock: SimulatedClock) -> None:

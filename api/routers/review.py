@@ -11,10 +11,7 @@ from sqlalchemy import ColumnElement, select
 from api.deps import DetectionReader, Officer, ServicesDep
 from api.schemas import DetectionCorrection, DetectionPublic, Page, ReviewItem
 from api.views import case_filters, detection_public, list_detections, review_queue
-from cases.casebook import utc_now
-from cases.errors import IllegalTransitionError, UnknownRecordError
 from cases.models import Case, Detection
-from cases.states import TERMINAL_STATES
 
 router = APIRouter(tags=["review"])
 
@@ -80,22 +77,9 @@ def correct_detection(
 ) -> DetectionPublic:
     """Correct a detection's label or box; the engine's original stays beside the correction,
     and the correction is what the next training set learns from."""
-    if body.label is None and body.box is None:
-        raise IllegalTransitionError("a correction gives a label, a box, or both")
+    services.casebook.correct_detection(detection_id, actor=principal.name, label=body.label, box=body.box)
     with services.db.session() as s:
-        found = s.execute(
-            select(Detection, Case).join(Case, Detection.case_id == Case.id).where(Detection.id == detection_id)
-        ).first()
-        if found is None:
-            raise UnknownRecordError(f"no detection {detection_id}")
-        detection, case = found
-        if case.state in TERMINAL_STATES:
-            raise IllegalTransitionError(f"case {case.number} is {case.state}; its detections are no longer corrected")
-        if body.label is not None:
-            detection.corrected_label = body.label
-        if body.box is not None:
-            detection.corrected_box = [round(v, 1) for v in body.box]
-        detection.corrected_by = principal.name
-        detection.corrected_at = utc_now()
-        s.flush()
-        return detection_public(detection, case.number)
+        detection, number = s.execute(
+            select(Detection, Case.number).join(Case, Detection.case_id == Case.id).where(Detection.id == detection_id)
+        ).one()
+        return detection_public(detection, number)

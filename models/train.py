@@ -11,6 +11,7 @@ import ast
 import json
 import logging
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -84,11 +85,13 @@ def train_detector(
     time_hours: float | None = None,
     training_data: dict[str, Any] | None = None,
     command: str | None = None,
+    metrics_label: str = "synthetic_val",
     **overrides: Any,
 ) -> TrainResult:
     """Train on the YOLO dataset `data` (its data.yaml), export ONNX, write a model card.
 
-    Writes `<out_dir>/<name>.onnx` and `<out_dir>/<name>.card.json`; ultralytics' own run
+    Writes `<out_dir>/<name>.onnx`, its weights `<name>.pt` and `<name>.card.json`
+    (ultralytics' validation figures under `metrics_label`); ultralytics' own run
     folder (weights, results.csv) is `<out_dir>/runs/<name>`. `training_data` goes into the
     card verbatim (the datasets, their licenses and proportions).
     """
@@ -133,11 +136,12 @@ def train_detector(
         _METRIC_NAMES.get(k, k): round(float(v), 4) for k, v in raw_metrics.items() if isinstance(v, (int, float))
     }
     onnx_path = export_onnx(weights, out_dir / f"{name}.onnx", imgsz=imgsz, dynamic=True)
+    shutil.copyfile(weights, out_dir / f"{name}.pt")  # the base of the next fine-tuning
     epochs_done = int(getattr(trainer, "epoch", epochs - 1)) + 1
     card = write_card(
         onnx_path,
         parent=str(base),
-        metrics={"synthetic_val": metrics} if metrics else {},
+        metrics={metrics_label: metrics} if metrics else {},
         training_data=training_data or {"data_yaml": str(data)},
         command=command or shlex.join(sys.argv),
         extra={"epochs": epochs_done, "train_seconds": round(seconds, 1), "device": resolved_device},

@@ -39,6 +39,7 @@ from cases.db import Database
 from cases.errors import DatabaseError
 from cases.models import Case
 from evidence.vault import Vault
+from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
 from pipelines.settings import RunConfig, Runtime, apply_drawn_zones, load_run_config, register_cameras
 from pipelines.staging import StagingArea
@@ -102,9 +103,20 @@ def model_slot(config: RunConfig) -> ModelSlot:
                 "remove it to use the runtime's model"
             )
     classes = frozenset(c for camera in config.cameras for zone in camera.zones for c in zone.classes)
-    return ModelSlot(
-        runtime.model or starter_model_path(), conf=runtime.conf, imgsz=runtime.imgsz, required_classes=classes
-    )
+    registry = model_registry(runtime)
+    if registry is not None:
+        registry.seed(starter_model_path(), note="the starter model shipped with nonsite")
+    return ModelSlot(deployed_model(runtime), conf=runtime.conf, imgsz=runtime.imgsz, required_classes=classes)
+
+
+def model_registry(runtime: Runtime) -> ModelRegistry | None:
+    """The registry the cameras run from, unless the run file pins a model file."""
+    return None if runtime.model is not None else ModelRegistry(runtime.models_dir)
+
+
+def deployed_model(runtime: Runtime) -> Path:
+    """The file the cameras run: the pinned model, else the registry's deployed one."""
+    return runtime.model or ModelRegistry(runtime.models_dir).deployed_path
 
 
 def prepare(config: RunConfig) -> None:
@@ -274,7 +286,6 @@ def api_app(config: RunConfig, db: Database, monitors: MonitorService) -> FastAP
     from api.accounts import seed_accounts
     from api.app import create_app
     from api.settings import ApiSettings
-    from nonsite.starter import starter_model_path
 
     try:
         settings = ApiSettings()
@@ -293,7 +304,8 @@ def api_app(config: RunConfig, db: Database, monitors: MonitorService) -> FastAP
         settings=settings,
         casebook=monitors.book,
         monitors=monitors,
-        model_path=runtime.model or starter_model_path(),
+        model_path=deployed_model(runtime),
+        registry=model_registry(runtime),
     )
 
 
@@ -455,6 +467,8 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
         ring_s=runtime.ring_s,
         health_dir=runtime.health_dir,
         health_interval_s=runtime.health_interval_s,
+        shadow_model=models.shadow_path if (models := model_registry(runtime)) else None,
+        shadow_reports=models.shadow_reports if models else None,
     )
     if metrics_port is not None:
         from prometheus_client import CollectorRegistry, start_http_server

@@ -141,6 +141,11 @@ class Runtime(_Strict):
     def health_dir(self) -> Path:
         return self.var / "health"
 
+    @property
+    def models_dir(self) -> Path:
+        """The model registry the cameras run from when no `model` is named."""
+        return self.var / "models"
+
     def describe(self) -> str:
         """One line for logs, credentials masked."""
         return (

@@ -38,6 +38,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipelines.sealing import violation_package
+from pipelines.shadow import ShadowRun, write_report
 from pipelines.staging import StagingArea
 from pipelines.streams import LiveSource, StreamEvent, StreamEventKind
 from vision.camera import CameraConfig
@@ -166,10 +167,11 @@ class ModelSlot:
         st = os.stat(self.path)
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _load(self) -> Detector:
+    def _load(self, path: Path | None = None) -> Detector:
+        path = path or self.path
         config: dict[str, Any] = {
-            "type": sniff_backend(self.path),
-            "path": self.path,
+            "type": sniff_backend(path),
+            "path": path,
             "intra_op_threads": self._threads,
             "spin_threads": False,
         }
@@ -181,10 +183,14 @@ class ModelSlot:
         missing = sorted(self.required_classes - set(detector.names))
         if missing:
             raise ModelLoadError(
-                f"model {self.path} does not know the classes {', '.join(missing)} that the zones watch "
+                f"model {path} does not know the classes {', '.join(missing)} that the zones watch "
                 f"(it knows {', '.join(detector.names)})"
             )
         return detector
+
+    def load_candidate(self, path: Path) -> Detector:
+        """Another model file loaded as this slot loads its own (for a shadow run)."""
+        return self._load(path)
 
     def check(self) -> bool:
         """Load the file again if it changed; True when a new model was swapped in."""
@@ -305,6 +311,7 @@ class CameraRunner:
         self.last_image: np.ndarray | None = None
         self._evidence_decoded = 0
         self.engine = Engine(camera, slot.detector, fps=camera.fps)
+        self.shadow: ShadowRun | None = None  # a candidate model beside the deployed one, filing nothing
         self.tamper = TamperDetector(camera.tamper)
         self._on_violation = on_violation
         self._waiting: list[_Waiting] = []
@@ -465,7 +472,15 @@ class CameraRunner:
                 self._detect_times.popitem(last=False)
             for event in self.tamper.update(frame.image, frame.captured_at):
                 self._tamper_event(event)
-            for violation in self.engine.process(frame).violations:
+            result = self.engine.process(frame)
+            shadow = self.shadow
+            if shadow is not None:
+                try:
+                    shadow.step(frame, result, detector.names)
+                except Exception:  # a candidate must never stop the camera it shadows
+                    logger.exception("camera %s: the shadow model failed; shadow run ended here", self.camera.id)
+                    self.shadow = None
+            for violation in result.violations:
                 if violation.closed:
                     self._closed(violation, frame)
                 else:
@@ -601,9 +616,14 @@ class CameraWorker:
         health_interval_s: float = 2.0,
         on_violation: Callable[[Violation, Frame], None] | None = None,
         sources: dict[str, LiveSource] | None = None,
+        shadow_model: Path | None = None,
+        shadow_reports: Path | None = None,
     ) -> None:
         self.name = name
         self.slot = slot
+        self.shadow_model, self.shadow_reports = shadow_model, shadow_reports
+        self._shadow_stamp: tuple[int, int, int] | None = None
+        self._shadow_sha = ""
         self.staging = staging
         self._dispatch = dispatch
         self.health_dir = health_dir
@@ -687,12 +707,46 @@ class CameraWorker:
         while not self._stop.wait(self.health_interval_s):
             try:
                 self.slot.check()
+                self.check_shadow()
                 self.write_health()
                 if time.monotonic() >= next_sweep:
                     self.sweep()
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
             except Exception:  # health and sweeps go on; the cause is in the log
                 logger.exception("%s: housekeeping failed", self.name)
+
+    def check_shadow(self) -> None:
+        """Start, change or end the shadow run as the candidate file appears, changes or goes;
+        write each camera's shadow report."""
+        if self.shadow_model is None:
+            return
+        try:
+            st = os.stat(self.shadow_model)
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._shadow_stamp:
+            self._shadow_stamp = stamp
+            self._write_shadow_reports()  # what the ending run saw, before it is replaced
+            candidate = None
+            if stamp is not None:
+                try:
+                    candidate = self.slot.load_candidate(self.shadow_model)
+                except Exception as e:  # a broken candidate is refused; the cameras go on
+                    logger.error("shadow model %s is refused (%s)", self.shadow_model, e)
+            for runner in self.runners:
+                runner.shadow = ShadowRun(runner.camera, candidate) if candidate is not None else None
+            self._shadow_sha = candidate.info.sha256 if candidate is not None else ""
+            logger.info("shadow run %s", f"of {self._shadow_sha[:12]} started" if candidate else "ended")
+        self._write_shadow_reports()
+
+    def _write_shadow_reports(self) -> None:
+        if self.shadow_reports is None:
+            return
+        for runner in self.runners:
+            shadow = runner.shadow
+            if shadow is not None:
+                write_report(self.shadow_reports, shadow.report(self._shadow_sha))
 
     def sweep(self, older_than_s: float = SWEEP_EVERY_S) -> int:
         """Send again this worker's staged items not sent for `older_than_s` and still pending

@@ -378,3 +378,63 @@ def test_with_its_evidence_stream_down_a_camera_seals_the_substreams_frames(runt
     package, files = first_package(runtime)
     assert package.manifest["violation"]["evidence_stream"].startswith("unavailable")
     assert "clip.mp4" in files
+
+
+class BlindDetector(RedDetector):
+    """A candidate that misses the stall (finds nothing at all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info = ModelInfo(Path("blind"), "b" * 64, ("stall",), (H, W), "test", True, ("cpu",), {})
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [Detections.empty() for _ in images]
+
+
+class CandidateSlot(FixedSlot):
+    """Loads whatever the shadow file is as a blind candidate (the file only marks the run)."""
+
+    def load_candidate(self, path: Path) -> Detector:
+        if path.read_bytes() != b"blind":
+            raise ValueError(f"{path} is not a model")
+        return BlindDetector()
+
+
+def test_a_shadow_candidate_runs_beside_the_deployed_model_and_files_nothing(runtime: Runtime, tmp_path: Path) -> None:
+    scene = Scene()
+    shadow_file, reports = tmp_path / "shadow.onnx", tmp_path / "shadow"
+    with MjpegServer(fps=10.0, render=scene) as server:
+        config = camera(server.url)
+        register(runtime, config)
+        worker = make_worker(runtime, config, CandidateSlot(RedDetector()))
+        worker.shadow_model, worker.shadow_reports = shadow_file, reports
+        worker.start()
+        try:
+            wait_for(lambda: health(worker).frames >= 10, 15, "the camera to run")
+            shadow_file.write_bytes(b"blind")
+            wait_for(lambda: worker.runners[0].shadow is not None, 10, "the shadow run to start")
+            scene.stall = True
+            wait_for(lambda: len(worker.sent) >= 1, 15, "the deployed model's stall to be filed")
+            wait_for(
+                lambda: json.loads((reports / "cam-1.json").read_text()).get("only_current", 0) >= 1,
+                20,
+                "the shadow report to show what the candidate missed",
+            )
+            shadow_file.unlink()
+            wait_for(lambda: worker.runners[0].shadow is None, 10, "the shadow run to end")
+        finally:
+            worker.stop()
+    report = json.loads((reports / "cam-1.json").read_text())
+    assert report["candidate_sha256"] == "b" * 64
+    assert report["only_current_by_class"]["stall"] >= 1 and report["only_candidate"] == 0
+    assert report["events"]["current"] == {"occupation": 1} and report["events"]["candidate"] == {}
+    assert report["examples"][-1]["only"] == "current"
+    db, vault = Database(runtime.database_url, migrate=False), Vault(runtime.evidence_dir, runtime.keys_dir)
+    try:
+        with db.session() as s:
+            package_ids = [e.package_id for case in s.query(Case) for e in case.evidence]
+        models = {load_package(vault.store, p)[0].manifest["model"]["sha256"] for p in package_ids}
+    finally:
+        vault.close()
+        db.close()
+    assert package_ids and models == {"r" * 64}, "only the deployed model's findings were sealed and filed"

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DataError
 from api.accounts import AccountError, LoginThrottle, UnknownAccountError
 from api.deps import Services
 from api.health import HealthCollector
-from api.routers import auth, cameras, cases, evidence, field, party, premises, review, system, users
+from api.routers import auth, cameras, cases, evidence, field, models, party, premises, review, system, users
 from api.routers import inspections as inspection_routes
 from api.routers import monitors as monitor_routes
 from api.settings import ApiSettings
@@ -34,6 +34,8 @@ from cases.errors import (
     UnknownRecordError,
 )
 from evidence.vault import Vault
+from models.errors import ModelsError
+from models.registry import ModelRegistry, UnknownVersionError
 from pipelines.fume import MonitorService, MonitorServiceError
 from pipelines.monitors import UnknownMonitorError
 
@@ -59,6 +61,7 @@ def create_app(
     models_dir: Path = MODELS_DIR,
     uploads_dir: Path | None = None,
     monitors: MonitorService | None = None,
+    registry: ModelRegistry | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -75,10 +78,11 @@ def create_app(
         model_path=model_path,
         throttle=LoginThrottle(settings.login_attempts, settings.login_pause_s),
         monitors=monitors,
+        registry=registry,
         uploads=UploadStore(uploads_dir or vault.root.parent / "uploads", max_bytes=settings.field_upload_max_bytes),
     )
-    registry = CollectorRegistry()
-    registry.register(HealthCollector(health_dir))
+    metrics = CollectorRegistry()
+    metrics.register(HealthCollector(health_dir))
 
     for router in (
         auth.router,
@@ -93,7 +97,8 @@ def create_app(
         monitor_routes.router,
         inspection_routes.router,
         system.router,
-        system.metrics_route(registry),
+        models.router,
+        system.metrics_route(metrics),
     ):
         app.include_router(router)
 
@@ -111,6 +116,8 @@ def create_app(
     app.add_exception_handler(UnknownMonitorError, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(MonitorServiceError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(UnknownVersionError, _error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(ModelsError, _error(status.HTTP_409_CONFLICT))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

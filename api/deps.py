@@ -22,6 +22,7 @@ from api.uploads import UploadStore
 from cases.casebook import Casebook
 from cases.db import Database
 from cases.states import Role
+from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
 
 SESSION_COOKIE = "nonsite_session"
@@ -34,6 +35,7 @@ CAMERA_EDITORS = frozenset({Role.ENGINEER, Role.ADMIN})
 DETECTION_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER, Role.ENGINEER})
 MODEL_READERS = frozenset({Role.ENGINEER, Role.ADMIN, Role.HEAD})
 ADMINS = frozenset({Role.ADMIN})
+MODEL_EDITORS = frozenset({Role.ENGINEER, Role.ADMIN})
 REGISTRARS = frozenset({Role.HEAD, Role.ADMIN})
 PREMISES_READERS = CASE_READERS | ADMINS
 ANY_USER = frozenset(Role) - {Role.SYSTEM}
@@ -50,6 +52,7 @@ class Services:
     throttle: LoginThrottle
     uploads: UploadStore
     monitors: MonitorService | None
+    registry: ModelRegistry | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -143,6 +146,7 @@ CameraReader = Annotated[Principal, Depends(users(CAMERA_READERS))]
 CameraEditor = Annotated[Principal, Depends(users(CAMERA_EDITORS))]
 DetectionReader = Annotated[Principal, Depends(users(DETECTION_READERS))]
 ModelReader = Annotated[Principal, Depends(users(MODEL_READERS))]
+ModelEditor = Annotated[Principal, Depends(users(MODEL_EDITORS))]
 Admin = Annotated[Principal, Depends(users(ADMINS))]
 Registrar = Annotated[Principal, Depends(users(REGISTRARS))]
 PremisesReader = Annotated[Principal, Depends(users(PREMISES_READERS))]

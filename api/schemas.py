@@ -467,3 +467,47 @@ class ReadingsIngested(BaseModel):
     accepted: int
     duplicates: int
     cases: list[str] = Field(description="Cases the episodes these readings closed were filed as")
+
+
+class ModelVersionPublic(BaseModel):
+    version: int
+    sha256: str
+    registered_at: str
+    note: str
+    classes: list[str]
+    metrics: dict[str, dict[str, float]] = Field(description="Figures on each fixed evaluation set, once measured.")
+    deployed: bool
+    shadow: bool
+
+
+class RegistryPublic(BaseModel):
+    versions: list[ModelVersionPublic]
+    deployed: int | None
+    shadow: int | None
+    eval_sets: list[dict[str, Any]]
+    history: list[dict[str, Any]] = Field(description="The latest registry events, newest last.")
+
+
+class PromotionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        None, max_length=2000, description="Why a candidate the gate refuses is deployed anyway; needed with force."
+    )
+    force: bool = Field(False, description="Deploy even when the candidate does worse on a fixed set.")
+    tolerance: float = Field(0.01, ge=0.0, le=1.0, description="mAP50 the candidate may lose on each set.")
+
+
+class GatePublic(BaseModel):
+    candidate: int
+    deployed: int | None
+    tolerance: float
+    sets: list[dict[str, Any]]
+    passed: bool
+    forced: bool
+
+
+class ShadowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=2**31 - 1)

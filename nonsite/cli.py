@@ -12,7 +12,7 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -177,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped starter model)")
     events.add_argument("--out", type=Path, default=Path("var/eval/events"), help="where the suite's files go")
     events.add_argument("--seed", type=int, default=None, help="first scene seed of the suite (default: the fixed one)")
+    detect_eval = eval_sub.add_parser(
+        "detect", help="box-level mAP50, mAP50-95, precision and recall per class of a model on a YOLO dataset"
+    )
+    detect_eval.add_argument("--model", type=Path, required=True, help="ONNX model")
+    detect_eval.add_argument("--data", type=Path, required=True, help="data.yaml, or a folder with images/ and labels/")
+    detect_eval.add_argument("--split", default="val", help="the data.yaml split (default: val)")
+    detect_eval.add_argument("--labels", help="label id to class name, e.g. '0:smoke,1:smoke'")
+    detect_eval.add_argument(
+        "--classes", help="dataset class to model classes, e.g. 'vendedor_ambulante:stall+umbrella'"
+    )
+    detect_eval.add_argument("--imgsz", type=_positive_int, default=None, help="input size (default: the model's)")
+    detect_eval.add_argument("--limit", type=_positive_int, default=None, help="first N images only")
+    detect_eval.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    detect_eval.add_argument(
+        "--events", type=int, default=0, help="also run the event-level suite on this many synthetic scenes"
+    )
     structures = eval_sub.add_parser(
         "structures",
         help="structural-change rule: recall on structures going up, false events on distractor-only footage",
@@ -242,8 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--concurrency", type=_positive_int, default=1, help="task processes in this worker")
 
     from nonsite.cases_cli import add_commands
+    from nonsite.learning_cli import add_commands as add_learning_commands
 
     add_commands(sub, _vault_arguments)
+    add_learning_commands(sub, _vault_arguments, _positive_int)
     return parser
 
 
@@ -473,6 +491,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.eval_command == "structures":
         return cmd_eval_structures(args)
+    if args.eval_command == "detect":
+        from nonsite.learning_cli import cmd_eval_detect
+
+        return cmd_eval_detect(args)
     if args.synthetic:
         from nonsite.analyze import run_synthetic_suite
         from nonsite.starter import starter_model_path
@@ -567,7 +589,7 @@ def cmd_starter_model(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         time_hours=args.time_hours,
-        command=shlex.join(["nonsite", *sys.argv[1:]]),
+        command=args.command_line,
     )
     print(f"trained {result.epochs} epochs in {result.seconds:.0f} s; metrics {result.metrics}")
     print(f"wrote {result.onnx} and {result.card}")
@@ -634,12 +656,23 @@ COMMANDS = {
     "verify": cmd_verify,
     "evidence": cmd_evidence,
     "starter-model": cmd_starter_model,
+    "dataset": lambda args: _learning("cmd_dataset", args),
+    "train": lambda args: _learning("cmd_train", args),
+    "models": lambda args: _learning("cmd_models", args),
 }
+
+
+def _learning(name: str, args: argparse.Namespace) -> int:
+    from nonsite import learning_cli
+
+    command: Callable[[argparse.Namespace], int] = getattr(learning_cli, name)
+    return command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["nonsite", *(sys.argv[1:] if argv is None else argv)])  # for model cards
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from cases.errors import CaseError

@@ -25,3 +25,14 @@ class BackendUnavailableError(ImportError, VisionError):
 
 class ProviderFallbackError(VisionError):
     """ONNX Runtime silently fell back from a requested execution provider."""
+
+
+class DroneMetadataError(VisionError):
+    """A drone image or telemetry file lacks, or garbles, what geo-referencing needs.
+
+    The message names the file and the field (EXIF tag, XMP property or SRT line).
+    """
+
+
+class RegistrationError(VisionError):
+    """Two images cannot be registered trustworthily: too few matches or inliers, or a degenerate homography."""

@@ -88,6 +88,7 @@ class ExternalSet:
     license: str
     label_map: dict[str, str]
     share: float | None = None
+    val_fraction: float = 0.0  # held out for validation, near-duplicates (rotations, flips too) kept together
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,47 @@ def difference_hash(image: np.ndarray) -> int:
 
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
+
+
+def dihedral_hashes(image: np.ndarray) -> tuple[int, ...]:
+    """dHashes of the image in its 8 rotations and mirror images: a rotated or flipped copy of a
+    picture (common in scraped sets) is near one of them."""
+    out = []
+    for flipped in (image, image[:, ::-1]):
+        for k in range(4):
+            out.append(difference_hash(np.ascontiguousarray(np.rot90(flipped, k))))
+    return tuple(out)
+
+
+def hold_out(items: Sequence[_Item], fraction: float, max_distance: int, seed: int) -> list[_Item]:
+    """About `fraction` of `items` for validation, taken by whole groups of near-duplicates (any
+    rotation or flip), so that no copy of a validation picture is trained on."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), but got {fraction}")
+    hashes = [dihedral_hashes(i.load()) for i in items]
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(items)):
+        for j in range(i):
+            if min(hamming(hashes[i][0], h) for h in hashes[j]) <= max_distance:
+                parent[root(i)] = root(j)
+    groups: dict[int, list[_Item]] = defaultdict(list)
+    for i, item in enumerate(items):
+        groups[root(i)].append(item)
+    order = sorted(groups.values(), key=lambda g: g[0].name)
+    random.Random(seed).shuffle(order)
+    held: list[_Item] = []
+    for group in order:
+        if len(held) >= fraction * len(items):
+            break
+        held.extend(group)
+    return held
 
 
 def _collapse(items: list[_Item], max_distance: int) -> tuple[list[_Item], int]:
@@ -354,10 +396,15 @@ def build_dataset(
     positives = [i for i in items if i.labels]
     negatives = _cap_negatives([i for i in items if not i.labels], int(negative_ratio * len(positives)), seed)
     items = positives + negatives
-    if not positives:
+    held_out_externals = any(ext.val_fraction > 0 for ext in external)
+    if not positives and not held_out_externals:
         raise DatasetError("no confirmed detection of the dataset's classes to learn from")
-    train, val, method, guarded = split_items(items, val_fraction=val_fraction, method=split, guard=guard, seed=seed)
-    if not val:
+    train, val, method, guarded = (
+        split_items(items, val_fraction=val_fraction, method=split, guard=guard, seed=seed)
+        if items
+        else ([], [], "none (no decisions)", 0)
+    )
+    if not val and not held_out_externals:
         raise DatasetError(
             f"the decisions span too few cameras or moments to hold any out for validation ({len(items)} images)"
         )
@@ -391,11 +438,14 @@ def build_dataset(
             cap = int(ext.share * decision_images)
             random.Random(seed).shuffle(ext_items)
             ext_items = sorted(ext_items[:cap], key=lambda i: i.name)
+        ext_val = hold_out(ext_items, ext.val_fraction, dedupe_distance, seed) if ext.val_fraction else []
+        held = {id(i) for i in ext_val}
         for item in ext_items:
-            write(item, "train", normalised=True)
+            write(item, "val" if id(item) in held else "train", normalised=True)
         source_docs.append(
             {"kind": "external", "name": ext.name, "path": str(ext.path), "license": ext.license,
-             "label_map": ext.label_map, "images": len(ext_items), "split": "train"}
+             "label_map": ext.label_map, "images": len(ext_items), "train_images": len(ext_items) - len(ext_val),
+             "val_images": len(ext_val), "split": "train and val" if ext_val else "train"}
         )  # fmt: skip
     if synthetic is not None and synthetic.images > 0:
         source_docs.append(_merge_synthetic(synthetic, out_dir, classes, write))

@@ -39,7 +39,9 @@ def parse_map(text: str | None, *, many: bool = False) -> dict[str, Any]:
 
 
 def _external(text: str) -> Any:
-    """--external 'path=DIR;map=0:stall,1:umbrella;license=CC BY 4.0;share=0.5[;name=NAME]'."""
+    """--external 'path=DIR;map=0:stall,1:umbrella;license=CC BY 4.0[;share=0.5][;val=0.25][;name=NAME]'.
+
+    `val` holds that share of the set out for validation (near-duplicates kept together)."""
     from datasets.build import ExternalSet
     from nonsite.cli import CommandError
 
@@ -49,9 +51,11 @@ def _external(text: str) -> Any:
         if not sep:
             raise CommandError(f"--external fields are key=value separated by ';', got {part!r}")
         fields[key.strip()] = value.strip()
-    unknown = set(fields) - {"path", "map", "license", "share", "name"}
+    unknown = set(fields) - {"path", "map", "license", "share", "name", "val"}
     if unknown or "path" not in fields or "map" not in fields or "license" not in fields:
-        raise CommandError(f"--external needs path=, map= and license= (and may give share=, name=), got {text!r}")
+        raise CommandError(
+            f"--external needs path=, map= and license= (and may give share=, val=, name=), got {text!r}"
+        )
     path = Path(fields["path"])
     if not path.is_dir():
         raise CommandError(f"external set {path} does not exist")
@@ -61,6 +65,7 @@ def _external(text: str) -> Any:
         license=fields["license"],
         label_map=parse_map(fields["map"]),
         share=float(fields["share"]) if "share" in fields else None,
+        val_fraction=float(fields.get("val", 0.0)),
     )
 
 
@@ -70,6 +75,9 @@ def add_commands(sub: Any, vault_arguments: Any, positive_int: Any) -> None:
     build = dataset_sub.add_parser("build", help="turn review decisions into a versioned YOLO dataset")
     build.add_argument("--db", help=DB_HELP)
     vault_arguments(build)
+    build.add_argument(
+        "--no-decisions", action="store_true", help="external and synthetic sets only (needs an external val=)"
+    )
     build.add_argument("--out", type=Path, required=True, help="new folder for the dataset (never overwritten)")
     build.add_argument(
         "--classes", help="comma-separated class names (default: those of the deployed model, else the starter's)"
@@ -158,13 +166,15 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     external = [_external(text) for text in args.external]
     if not 0.0 < args.val_fraction < 1.0:
         raise CommandError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
-    db = Database(args.db)
-    vault = open_vault(args)
+    if args.no_decisions and not any(e.val_fraction for e in external):
+        raise CommandError("--no-decisions needs an --external set with val= to validate on")
+    db = None if args.no_decisions else Database(args.db)
+    vault = None if args.no_decisions else open_vault(args)
     try:
         from datasets.build import SyntheticMix
 
         manifest = build_dataset(
-            review_decisions(db, vault.store),
+            review_decisions(db, vault.store) if db is not None and vault is not None else [],
             args.out,
             classes=classes,
             negative_ratio=args.negative_ratio,
@@ -181,8 +191,10 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CommandError(str(e)) from e
     finally:
-        vault.close()
-        db.close()
+        if vault is not None:
+            vault.close()
+        if db is not None:
+            db.close()
     doc = manifest.document
     print(f"dataset {manifest.version} at {manifest.path} ({doc['split']['method']} split)")
     for split in ("train", "val"):

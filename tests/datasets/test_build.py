@@ -209,3 +209,26 @@ def test_too_little_to_split_is_an_error_that_says_so(tmp_path: Path) -> None:
         build_dataset([frame("n", 1, "cam-1", 0, "rejected", "steam")], tmp_path / "a", classes=CLASSES)
     with pytest.raises(DatasetError, match="too few cameras or moments"):
         build_dataset([frame("p", 1, "cam-1", 0)], tmp_path / "b", classes=CLASSES)
+
+
+def test_an_external_set_can_hold_out_validation_with_rotated_copies_kept_together(tmp_path: Path) -> None:
+    ext = tmp_path / "smoke"
+    (ext / "images").mkdir(parents=True)
+    (ext / "labels").mkdir()
+    for i in range(12):
+        picture = scene(700 + i)
+        cv2.imwrite(str(ext / "images" / f"s{i:02d}.jpg"), picture)
+        (ext / "labels" / f"s{i:02d}.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+        if i < 4:  # scraped sets repeat pictures rotated and mirrored
+            cv2.imwrite(str(ext / "images" / f"s{i:02d}-rot.jpg"), np.ascontiguousarray(np.rot90(picture)[:, ::-1]))
+            (ext / "labels" / f"s{i:02d}-rot.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    smoke = ExternalSet("smoke", ext, "research only", {"0": "smoke", "1": "smoke"}, val_fraction=0.25)
+    out = build_dataset([], tmp_path / "ds", classes=CLASSES, external=[smoke])
+    val = {p.stem for p in (out.path / "images" / "val").glob("*.jpg")}
+    train = {p.stem for p in (out.path / "images" / "train").glob("*.jpg")}
+    assert len(val) >= 4 and len(train) + len(val) == 16
+    for i in range(4):
+        pair = {f"smoke-s{i:02d}", f"smoke-s{i:02d}-rot"}
+        assert pair <= val or pair <= train, f"copies of picture {i} straddle the split"
+    assert out.document["sources"][1]["val_images"] == len(val)
+    assert out.document["split"]["method"] == "none (no decisions)"

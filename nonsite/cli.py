@@ -225,8 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
         "starter-model", help="train the shipped starter model from synthetic scenes (needs the train extra)"
     )
     starter.add_argument(
+        "--kind",
+        choices=["starter", "smoke", "street", "construction"],
+        default="starter",
+        help="the all-class starter (from fresh weights), or a specialist fine-tuned from it (default: starter)",
+    )
+    starter.add_argument(
         "--out", type=Path, default=None, help="where the ONNX model and card go (default: models/zoo)"
     )
+    starter.add_argument("--ground-images", type=int, default=None, help="specialists: synthetic street scenes")
+    starter.add_argument("--aerial-images", type=int, default=None, help="specialists: synthetic drone chips")
     starter.add_argument("--work", type=Path, default=Path("var/train"), help="dataset and run folder")
     starter.add_argument("--images", type=_positive_int, default=4000, help="synthetic images to render")
     starter.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset and training")
@@ -576,8 +584,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_starter_model(args: argparse.Namespace) -> int:
-    from nonsite.starter import ZOO, train_starter
+    from nonsite.starter import ZOO, train_specialist, train_starter
 
+    if args.kind != "starter":
+        result = train_specialist(
+            args.kind,
+            out_dir=args.out or ZOO,
+            work_dir=args.work,
+            seed=args.seed,
+            epochs=args.epochs,
+            imgsz=args.imgsz,
+            batch=args.batch,
+            device=args.device,
+            workers=args.workers,
+            time_hours=args.time_hours,
+            command=args.command_line,
+            ground_images=args.ground_images,
+            aerial_images=args.aerial_images,
+        )
+        print(f"trained {result.epochs} epochs in {result.seconds:.0f} s")
+        print(f"wrote {result.onnx} and {result.card}")
+        return 0
     result = train_starter(
         out_dir=args.out or ZOO,
         work_dir=args.work,

@@ -6,6 +6,7 @@ Each actor is a pure function of the frame index: `sprite(t)` paints it as it is
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from abc import ABC, abstractmethod
@@ -326,6 +327,545 @@ class Goods(_Staying):
             else:
                 pen.line(((ix0 + ix1) / 2, iy0 + 1), ((ix0 + ix1) / 2, iy1 - 1), shade(color, 1.3), 1)
             pen.outline([(ix0, iy0), (ix1, iy0), (ix1, iy1), (ix0, iy1)], dark)
+        return pen.sprite()
+
+
+PX_PER_M = 0.14
+"""Pixels per metre of something standing at a foot line, in frame heights times
+`Layout.scale_at` (so people, 1.45-1.9 m, are the 0.2-0.27 of a frame `Person` draws)."""
+
+GROUND_TILT = 0.25
+"""How far up the image a metre of depth on the ground goes, in pixels of a metre across:
+the camera looks down a little, so tops and far edges show."""
+
+
+def _px_per_m(layout: Layout, foot: float) -> float:
+    return layout.height * layout.scale_at(foot) * PX_PER_M
+
+
+def _recede(layout: Layout, cx: float, depth_px: float) -> Point:
+    """Offset from the front of something `depth_px` deep (pixels of a metre across) to its back.
+
+    The back lies higher in the image and towards its centre, where the street's lines meet.
+    """
+    lean = (cx - layout.width / 2) / (layout.width / 2)
+    return -0.35 * lean * depth_px, -GROUND_TILT * depth_px
+
+
+def _cuboid(pen: Pen, x0: float, x1: float, foot: float, height: float, back: Point, color: Color) -> None:
+    """A box seen from the front and a little above: front face, top, and the side turned to the camera."""
+    dx, dy = back
+    top = foot - height
+    if abs(dx) >= 0.5:
+        sx = x0 if dx < 0 else x1
+        pen.poly([(sx, top), (sx + dx, top + dy), (sx + dx, foot + dy), (sx, foot)], shade(color, 0.72))
+    pen.poly([(x0, top), (x1, top), (x1 + dx, top + dy), (x0 + dx, top + dy)], shade(color, 1.15))
+    pen.rect(x0, top, x1, foot, color)
+
+
+def _cuboid_bounds(x0: float, x1: float, foot: float, height: float, back: Point) -> list[Point]:
+    dx, dy = back
+    return [(x0 + min(dx, 0.0), foot - height + dy), (x1 + max(dx, 0.0), foot)]
+
+
+_PLASTIC: tuple[Color, ...] = (
+    (40, 40, 200),  # red
+    (190, 110, 30),  # blue
+    (235, 235, 235),  # white
+    (60, 150, 60),  # green
+    (40, 190, 235),  # yellow
+    (30, 120, 230),  # orange
+)
+_WOOD: tuple[Color, ...] = ((60, 110, 160), (80, 140, 190), (40, 70, 110), (110, 160, 200))
+
+
+def _pick(rng: np.random.Generator, palette: tuple[Color, ...], spread: int = 12) -> Color:
+    base = palette[int(rng.integers(len(palette)))]
+    return (
+        int(np.clip(base[0] + rng.integers(-spread, spread + 1), 0, 255)),
+        int(np.clip(base[1] + rng.integers(-spread, spread + 1), 0, 255)),
+        int(np.clip(base[2] + rng.integers(-spread, spread + 1), 0, 255)),
+    )
+
+
+class Table(_Staying):
+    """A table set out on the sidewalk: folding, square plastic, round or a low hot-pot table, maybe with a
+    cloth and dishes on it. `Chair`s place themselves around it."""
+
+    def __init__(self, rng: np.random.Generator, layout: Layout, appear: int, object_id: int) -> None:
+        self.kind, self.object_id, self.appear_frame = ActorKind.TABLE, object_id, appear
+        self.depth = _sidewalk_foot(rng, layout)
+        self.m = _px_per_m(layout, self.depth)
+        self.style = str(rng.choice(["folding", "square", "round", "low"], p=[0.3, 0.3, 0.2, 0.2]))
+        if self.style == "folding":
+            width, deep, height = rng.uniform(1.1, 1.8), rng.uniform(0.6, 0.8), rng.uniform(0.7, 0.78)
+        elif self.style == "square":
+            width = rng.uniform(0.7, 0.95)
+            deep, height = width, rng.uniform(0.7, 0.78)
+        elif self.style == "round":
+            width = rng.uniform(0.7, 1.1)
+            deep, height = width, rng.uniform(0.7, 0.76)
+        else:
+            width, deep, height = rng.uniform(0.6, 0.9), rng.uniform(0.5, 0.7), rng.uniform(0.38, 0.5)
+        self.w, self.d, self.h = float(width * self.m), float(deep * self.m), float(height * self.m)
+        self.cx = float(rng.uniform(0.05 * layout.width, 0.95 * layout.width))
+        self.back = _recede(layout, self.cx, self.d)
+        self.first_side = int(rng.integers(0, 4))  # where its first chair goes
+        self.rng = np.random.default_rng(rng.integers(1 << 62))
+
+    def _paint(self) -> Sprite:
+        rng, m, w, h, cx, foot = self.rng, self.m, self.w, self.h, self.cx, self.depth
+        dx, dy = self.back
+        x0, x1, top = cx - w / 2, cx + w / 2, foot - h
+        color = _pick(rng, _WOOD) if self.style == "folding" and rng.random() < 0.4 else _pick(rng, _PLASTIC)
+        metal = self.style == "folding" and rng.random() < 0.6
+        leg_c = (150, 150, 152) if metal else shade(color, 0.8)
+        thick = max(0.035 * m, 1.5)
+        leg = max((0.03 if metal else 0.05) * m, 1.0)
+        pen = Pen.around([*_cuboid_bounds(x0, x1, top + thick, 0.0, self.back), (x1, top - 0.3 * m), (x0, foot)], 3)
+        if self.style == "round":  # a pedestal in the middle of a disc
+            mid = (cx + dx / 2, foot + dy / 2)
+            pen.ellipse(mid, (w * 0.22, max(-dy * 0.22, 1.0)), 0, 0, 360, shade(leg_c, 0.8))
+            pen.line((mid[0], top + dy / 2), mid, leg_c, max(0.06 * m, 1.0))
+            centre = (cx + dx / 2, top + dy / 2)
+            pen.ellipse((centre[0], centre[1] + thick), (w / 2, max(-dy / 2, 1.0)), 0, 0, 180, shade(color, 0.75))
+            pen.rect(x0 + dx / 2, centre[1], x1 + dx / 2, centre[1] + thick, shade(color, 0.75))
+            pen.ellipse(centre, (w / 2, max(-dy / 2, 1.0)), 0, 0, 360, shade(color, 1.1))
+        else:
+            inset = w * 0.06
+            for lx in (x0 + inset, x1 - inset):  # far legs first, the top hides their upper ends
+                pen.line((lx + dx, top + dy), (lx + dx, foot + dy), shade(leg_c, 0.7), leg)
+            _cuboid(pen, x0, x1, top + thick, thick, self.back, color)
+            for lx in (x0 + inset, x1 - inset):
+                pen.line((lx, top + thick), (lx, foot), leg_c, leg)
+            if self.style == "folding" and rng.random() < 0.35:  # a cloth hanging over the front edge
+                cloth = _pick(rng, ((40, 40, 190), (230, 230, 230), (180, 120, 40)), 10)
+                drop = top + h * float(rng.uniform(0.25, 0.5))
+                pen.rect(x0 - 1, top, x1 + 1, drop, cloth)
+                if rng.random() < 0.5:  # checked
+                    sq = max(0.08 * m, 2.0)
+                    for i, yy in enumerate(np.arange(top, drop, sq)):
+                        for j, xx in enumerate(np.arange(x0 - 1, x1 + 1, sq)):
+                            if (i + j) % 2:
+                                corners = [(xx, yy), (xx + sq, yy), (xx + sq, yy + sq), (xx, yy + sq)]
+                                pen.poly(corners, (235, 235, 235))
+                pen.outline([(x0 - 1, top), (x1 + 1, top), (x1 + 1, drop), (x0 - 1, drop)], shade(cloth, 0.6))
+        if rng.random() < 0.65:  # dishes and bottles on the top
+            for _ in range(int(rng.integers(1, 6))):
+                depth_at = float(rng.uniform(0.25, 0.75))
+                bx = float(rng.uniform(x0 + w * 0.12, x1 - w * 0.12)) + dx * depth_at
+                by = top + dy * depth_at
+                if rng.random() < 0.4:  # a bottle
+                    bc = ((40, 120, 40), (30, 60, 110), (200, 210, 200))[int(rng.integers(3))]
+                    bw, bh = max(0.06 * m, 1.5), 0.25 * m
+                    pen.rect(bx - bw / 2, by - bh, bx + bw / 2, by, bc)
+                    pen.rect(bx - bw / 4, by - bh * 1.25, bx + bw / 4, by - bh, bc)
+                else:  # a bowl
+                    bc = random_color(rng, 170, 250)
+                    pen.ellipse((bx, by), (0.08 * m, max(0.04 * m, 1.0)), 0, 0, 180, bc)
+                    pen.ellipse((bx, by), (0.08 * m, max(0.02 * m, 1.0)), 0, 180, 360, shade(bc, 0.8))
+        return pen.sprite()
+
+
+_CHAIR_SIDES = ("left", "right", "behind", "front")
+
+
+class Chair(_Staying):
+    """A chair or stool on the sidewalk: a plastic stool, a monobloc or folding chair, or a low stool.
+
+    Beside a `Table` it stands at one of the table's sides facing it (its `slot`-th chair
+    goes round the sides); on its own it stands anywhere on the sidewalk facing any way.
+    `seated` says whether someone sits on it (a `SeatedPerson`, drawn from `sitter_seed`).
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        layout: Layout,
+        appear: int,
+        object_id: int,
+        *,
+        table: Table | None = None,
+        slot: int = 0,
+    ) -> None:
+        self.kind, self.object_id, self.appear_frame = ActorKind.CHAIR, object_id, appear
+        styles, weights = ["stool", "monobloc", "folding", "low_stool"], [0.3, 0.35, 0.2, 0.15]
+        if table is not None and table.style == "low":
+            weights = [0.15, 0.05, 0.05, 0.75]
+        self.style = str(rng.choice(styles, p=weights))
+        seat_h = rng.uniform(0.22, 0.3) if self.style == "low_stool" else rng.uniform(0.42, 0.47)
+        seat = rng.uniform(0.3, 0.36) if "stool" in self.style else rng.uniform(0.4, 0.46)
+        back_h = 0.0 if "stool" in self.style else rng.uniform(0.36, 0.46)
+        lo, hi = layout.sidewalk_top + 2.0, layout.road_top - 1.0
+        if table is None:
+            self.depth = _sidewalk_foot(rng, layout)
+            self.cx = float(rng.uniform(0.05 * layout.width, 0.95 * layout.width))
+            self.facing = str(rng.choice(["left", "right", "front", "back"]))
+        else:
+            side = _CHAIR_SIDES[(table.first_side + slot) % 4] if slot < 4 else str(rng.choice(_CHAIR_SIDES))
+            tm = table.m
+            if side in ("left", "right"):
+                sign = -1.0 if side == "left" else 1.0
+                self.cx = table.cx + sign * (table.w / 2 + seat * tm * rng.uniform(0.3, 0.7))
+                self.depth = table.depth + table.back[1] * float(rng.uniform(0.2, 0.7))
+                self.facing = "right" if side == "left" else "left"
+            elif side == "behind":
+                self.cx = table.cx + table.back[0] + table.w * float(rng.uniform(-0.25, 0.25))
+                self.depth = table.depth + table.back[1] - GROUND_TILT * tm * float(rng.uniform(0.05, 0.2))
+                self.facing = "front"
+            else:
+                self.cx = table.cx + table.w * float(rng.uniform(-0.25, 0.25))
+                self.depth = table.depth + GROUND_TILT * tm * float(rng.uniform(0.35, 0.6))
+                self.facing = "back"
+            self.depth = float(min(max(self.depth, lo), hi))
+        self.m = _px_per_m(layout, self.depth)
+        self.seat_h, self.seat, self.back_h = float(seat_h * self.m), float(seat * self.m), float(back_h * self.m)
+        # seen from the side, the chair's depth runs across the image and its width goes into the picture
+        self.recede = _recede(layout, self.cx, self.seat)
+        self.seated = bool(rng.random() < (0.45 if table is not None else 0.15))
+        self.sitter_seed = int(rng.integers(1 << 62))
+        self.rng = np.random.default_rng(rng.integers(1 << 62))
+
+    @property
+    def seat_y(self) -> float:
+        """Image y of the front edge of the seat's top."""
+        return self.depth - self.seat_h
+
+    def _paint(self) -> Sprite:
+        rng, m, cx, foot = self.rng, self.m, self.cx, self.depth
+        s, seat_y, back_h = self.seat, self.seat_y, self.back_h
+        dx, dy = self.recede
+        color = _pick(rng, _PLASTIC) if self.style != "folding" else _pick(rng, ((150, 150, 152), *_WOOD[:2]))
+        frame_c = (120, 120, 124) if self.style == "folding" else shade(color, 0.85)
+        leg = max((0.025 if self.style == "folding" else 0.045) * m, 1.0)
+        slab = max(0.04 * m, 1.5)
+        x0, x1 = cx - s / 2, cx + s / 2
+        pen = Pen.around(
+            [(x0 + min(dx, 0.0) - 0.1 * m, seat_y - back_h + dy - 2), (x1 + max(dx, 0.0) + 0.1 * m, foot)], 3
+        )
+        splay = 0.04 * m if "stool" in self.style else 0.0
+        side_view = self.facing in ("left", "right")
+        f = 1.0 if self.facing == "right" else -1.0
+        back_x = cx - f * s / 2  # side view: where the backrest rises
+
+        def legs(offset: Point, c: Color) -> None:
+            ox, oy = offset
+            for lx, out in ((x0 + leg / 2, -splay), (x1 - leg / 2, splay)):
+                if self.style == "folding" and side_view:  # an X under the seat
+                    other = x1 - leg / 2 if lx < cx else x0 + leg / 2
+                    pen.line((lx + ox, seat_y + oy), (other + ox, foot + oy), c, leg)
+                else:
+                    pen.line((lx + ox, seat_y + oy), (lx + out + ox, foot + oy), c, leg)
+
+        def backrest(at_x: float, at_y: float, offset: Point, c: Color) -> None:
+            ox, oy = offset
+            lean = -f * 0.06 * m
+            plate = [
+                (at_x, at_y),
+                (at_x + ox, at_y + oy),
+                (at_x + ox + lean, at_y + oy - back_h),
+                (at_x + lean, at_y - back_h),
+            ]
+            pen.poly(plate, c)
+
+        if self.facing == "front" and back_h:  # the backrest stands behind the seat
+            pen.rect(x0 + dx, seat_y + dy - back_h, x1 + dx, seat_y + dy, shade(color, 0.9))
+        legs(self.recede, shade(frame_c, 0.7))
+        if self.style == "stool" and rng.random() < 0.5:  # a round stool: a disc with a rim
+            pen.ellipse(
+                (cx + dx / 2, seat_y + dy / 2 + slab), (s / 2, max(-dy / 2, 1.0)), 0, 0, 180, shade(color, 0.75)
+            )
+            pen.rect(x0 + dx / 2, seat_y + dy / 2, x1 + dx / 2, seat_y + dy / 2 + slab, shade(color, 0.75))
+            pen.ellipse((cx + dx / 2, seat_y + dy / 2), (s / 2, max(-dy / 2, 1.0)), 0, 0, 360, shade(color, 1.1))
+        else:
+            _cuboid(pen, x0, x1, seat_y + slab, slab, self.recede, color)
+        legs((0.0, 0.0), frame_c)
+        if "stool" in self.style and rng.random() < 0.6:  # a ring between the legs
+            ring_y = seat_y + (foot - seat_y) * 0.6
+            pen.line((x0 - splay * 0.4, ring_y), (x1 + splay * 0.4, ring_y), frame_c, max(leg * 0.6, 1.0))
+        if side_view and back_h:  # a plate rising from the seat's back edge, seen edge-on at a slant
+            backrest(back_x, seat_y, self.recede, shade(color, 0.9))
+        if self.facing == "back" and back_h:  # the backrest is nearest the camera
+            pen.rect(x0, seat_y - back_h, x1, seat_y + slab, shade(color, 0.95))
+            if self.style == "monobloc":
+                for k in range(1, 4):  # slats
+                    sx = x0 + s * k / 4
+                    pen.outline([(sx, seat_y - back_h * 0.85), (sx, seat_y - back_h * 0.2)], shade(color, 0.7))
+        return pen.sprite()
+
+
+class SeatedPerson(_Staying):
+    """Someone sitting on a `Chair`, turned the way the chair faces; labelled as a person (no event)."""
+
+    def __init__(self, chair: Chair, frame_count: int, object_id: int) -> None:
+        rng = np.random.default_rng(chair.sitter_seed)
+        self.kind, self.object_id, self.chair = ActorKind.PERSON, object_id, chair
+        wait = max((frame_count - chair.appear_frame) // 2, 1)
+        self.appear_frame = chair.appear_frame + int(rng.integers(0, wait))
+        # facing away, the chair's backrest hides the sitter's back: drawn just before the chair, else just after
+        self.depth = chair.depth + (-0.01 if chair.facing == "back" else 0.01)
+        self.h = chair.m * float(rng.uniform(1.5, 1.85))  # standing height
+        self.shirt, self.pants = random_color(rng), random_color(rng, 10, 140)
+        self.skin = shade((130, 170, 220), float(rng.uniform(0.45, 1.0)))
+        self.hair = random_color(rng, 5, 60)
+        self.shoes = random_color(rng, 5, 80)
+        self.wide = float(rng.uniform(0.85, 1.2))
+
+    def _paint(self) -> Sprite:
+        c, h = self.chair, self.h
+        foot, seat_y = c.depth, c.seat_y + c.recede[1] * 0.5
+        hip_y = seat_y - h * 0.02
+        torso_w = h * 0.11 * self.wide
+        leg = max(h * 0.07 * self.wide, 1.0)
+        pen = Pen.around([(c.cx - h * 0.45, hip_y - h * 0.55), (c.cx + h * 0.45, foot + 0.15 * c.m)], 3)
+        if c.facing in ("left", "right"):
+            f = 1.0 if c.facing == "right" else -1.0
+            hip = (c.cx - f * c.seat * 0.2, hip_y)
+            knee = (c.cx + f * (c.seat / 2 + h * 0.04), hip_y - h * 0.01)
+            heel = (knee[0] + f * h * 0.02, foot)
+            pen.line(hip, knee, self.pants, leg)
+            pen.line(knee, heel, self.pants, leg * 0.9)
+            pen.line(heel, (heel[0] + f * h * 0.07, heel[1]), self.shoes, max(leg * 0.8, 1.0))
+            shoulder = (hip[0] - f * h * 0.02, hip_y - h * 0.3)
+            sx, sy = shoulder
+            pen.poly([(sx - torso_w * 0.55, sy), (sx + torso_w * 0.55, sy), (hip[0] + torso_w * 0.5, hip_y + 1),
+                      (hip[0] - torso_w * 0.5, hip_y + 1)], self.shirt)  # fmt: skip
+            elbow = (shoulder[0] + f * h * 0.1, shoulder[1] + h * 0.15)
+            pen.line((shoulder[0], shoulder[1] + 2), elbow, shade(self.shirt, 0.85), max(h * 0.05, 1.0))
+            pen.line(elbow, (elbow[0] + f * h * 0.13, elbow[1] - h * 0.03), self.skin, max(h * 0.04, 1.0))
+            head: Point = (shoulder[0] + f * h * 0.015, shoulder[1] - h * 0.09)
+        else:
+            shoulder_y = hip_y - h * 0.3
+            if c.facing == "front":  # knees come towards the camera, shins go down to the ground
+                for sign in (-1.0, 1.0):
+                    knee = (c.cx + sign * h * 0.05, hip_y + h * 0.03)
+                    pen.line((c.cx + sign * h * 0.04, hip_y), knee, self.pants, leg)
+                    pen.line(knee, (knee[0], foot + 0.12 * c.m), self.pants, leg * 0.9)
+                    pen.circle((knee[0], foot + 0.12 * c.m), max(leg * 0.6, 1.0), self.shoes)
+            pen.poly([(c.cx - torso_w, shoulder_y), (c.cx + torso_w, shoulder_y), (c.cx + torso_w * 0.9, hip_y + 2),
+                      (c.cx - torso_w * 0.9, hip_y + 2)], self.shirt)  # fmt: skip
+            for sign in (-1.0, 1.0):
+                hand = (c.cx + sign * torso_w * 1.1, hip_y - h * 0.02)
+                pen.line((c.cx + sign * torso_w, shoulder_y + 2), hand, shade(self.shirt, 0.85), max(h * 0.05, 1.0))
+            head = (c.cx, shoulder_y - h * 0.09)
+        pen.circle(head, h * 0.075, self.skin)
+        if c.facing == "back":
+            pen.circle(head, h * 0.075, self.hair)
+        else:
+            pen.ellipse((head[0], head[1] - h * 0.02), (h * 0.078, h * 0.06), 0, 180, 360, self.hair)
+        return pen.sprite()
+
+
+class Materials(_Staying):
+    """A lot of construction materials on the sidewalk or a site.
+
+    One of: stacked bricks or concrete blocks (maybe on a pallet), a sand, gravel or soil
+    pile (maybe under a green dust net), a rebar bundle on sleepers, a timber or plywood
+    stack, or bagged cement on a pallet.
+    """
+
+    STYLES = ("bricks", "pile", "rebar", "timber", "cement")
+
+    def __init__(self, rng: np.random.Generator, layout: Layout, appear: int, object_id: int) -> None:
+        self.kind, self.object_id, self.appear_frame = ActorKind.MATERIALS, object_id, appear
+        self.depth = _sidewalk_foot(rng, layout)
+        self.m = _px_per_m(layout, self.depth)
+        self.style = str(rng.choice(self.STYLES, p=[0.25, 0.25, 0.15, 0.15, 0.2]))
+        self.cx = float(rng.uniform(0.05 * layout.width, 0.95 * layout.width))
+        self.layout = layout
+        self.rng = np.random.default_rng(rng.integers(1 << 62))
+
+    def _paint(self) -> Sprite:
+        painters = {
+            "bricks": self._bricks,
+            "pile": self._pile,
+            "rebar": self._rebar,
+            "timber": self._timber,
+            "cement": self._cement,
+        }
+        return painters[self.style]()
+
+    def _back(self, cx: float, deep_m: float) -> Point:
+        return _recede(self.layout, cx, deep_m * self.m)
+
+    def _pallet(self, pen: Pen, x0: float, x1: float, back: Point) -> float:
+        """A wooden pallet under a stack; returns the y its load stands on."""
+        m, foot = self.m, self.depth
+        h = 0.13 * m
+        wood = _pick(self.rng, _WOOD, 10)
+        _cuboid(pen, x0, x1, foot, h, back, wood)
+        for k in range(3):  # the gaps between its blocks
+            gx = x0 + (x1 - x0) * (0.2 + 0.3 * k)
+            pen.outline([(gx - 0.06 * m, foot - h * 0.35), (gx + 0.06 * m, foot - h * 0.35)], shade(wood, 0.4), 2)
+        return foot - h
+
+    def _bricks(self) -> Sprite:
+        rng, m, foot = self.rng, self.m, self.depth
+        block = rng.random() < 0.35  # grey concrete blocks instead of red bricks
+        course, unit = (0.2, 0.4) if block else (0.065, 0.24)
+        n = int(rng.integers(1, 4))
+        widths = [float(rng.uniform(0.8, 1.1)) * m for _ in range(n)]
+        gaps = [float(rng.uniform(0.05, 0.25)) * m for _ in range(n)]
+        heights = [float(rng.uniform(0.5, 1.1)) * m for _ in range(n)]
+        total = sum(widths) + sum(gaps[:-1])
+        x = self.cx - total / 2
+        deep = float(rng.uniform(0.8, 1.0))
+        back = self._back(self.cx, deep)
+        pen = Pen.around([*_cuboid_bounds(x, x + total, foot, max(heights) + 0.14 * m, back)], 3)
+        for width, gap, height in zip(widths, gaps, heights, strict=True):
+            color = _pick(
+                rng, ((150, 150, 150), (170, 168, 160)) if block else ((40, 65, 165), (50, 80, 180), (45, 55, 140))
+            )
+            base = self._pallet(pen, x, x + width, back) if rng.random() < 0.6 else foot
+            _cuboid(pen, x, x + width, base, height, back, color)
+            joint = shade(color, 0.6)
+            rows = max(int(height / (course * m)), 1)
+            for r in range(rows + 1):
+                y = base - height * r / rows
+                pen.outline([(x, y), (x + width, y)], joint)
+                off = (unit * m / 2) if r % 2 else 0.0
+                for jx in np.arange(x + off + unit * m, x + width, unit * m):
+                    pen.outline([(float(jx), y), (float(jx), y - height / rows)], joint)
+            if rng.random() < 0.4:  # part of the top layer already taken
+                used = width * float(rng.uniform(0.3, 0.7))
+                top_h = height / rows * int(rng.integers(1, 3))
+                _cuboid(pen, x, x + used, base - height, top_h, back, color)
+            x += width + gap
+        return pen.sprite()
+
+    def _pile(self) -> Sprite:
+        rng, m, foot = self.rng, self.m, self.depth
+        kind = str(rng.choice(["sand", "gravel", "soil"], p=[0.45, 0.35, 0.2]))
+        base_c = {"sand": (110, 175, 210), "gravel": (135, 140, 145), "soil": (55, 80, 105)}[kind]
+        color = _pick(rng, (base_c,), 15)
+        w = float(rng.uniform(1.4, 3.2)) * m
+        hh = min(float(rng.uniform(0.4, 1.0)) * m, 0.45 * w)
+        depth_px = GROUND_TILT * w * 0.3  # half the footprint's depth, as seen
+        x0, x1 = self.cx - w / 2, self.cx + w / 2
+        t = np.linspace(0.0, 1.0, 33)
+        bumps = 1.0 + 0.08 * np.sin(2 * math.pi * (t * float(rng.uniform(1.5, 3.0)) + float(rng.uniform(0, 1))))
+        profile = np.clip(1.0 - (2 * t - 1) ** 2, 0.0, 1.0) ** 0.8 * bumps
+        crest = foot - depth_px
+        upper = [(x0 + w * float(a), crest - hh * float(p)) for a, p in zip(t, profile, strict=True)]
+        lower = [(x0 + w * float(a), crest + depth_px * math.sqrt(max(1.0 - (2 * float(a) - 1) ** 2, 0.0)))
+                 for a in t[::-1]]  # fmt: skip
+        outline = upper + lower
+        pen = Pen.around(outline, 3)
+        netted = kind != "gravel" and rng.random() < 0.35
+        if netted:
+            color = _pick(rng, ((50, 120, 45), (40, 100, 40)), 10)
+        pen.poly(outline, color)
+        lit = 1.0 if rng.random() < 0.5 else -1.0  # the side the light comes from
+        sunny = [(x, y) for x, y in upper if (x - self.cx) * lit >= -w * 0.1]
+        sunny += [(self.cx + lit * w * 0.05, crest + depth_px * 0.6)]
+        pen.poly(sunny, shade(color, 1.15))
+        pen.poly([(self.cx - lit * w * 0.02, crest - hh * 0.2), *[(x, y) for x, y in lower if (x - self.cx) * lit < 0]],
+                 shade(color, 0.82))  # fmt: skip
+        pen.outline(outline, shade(color, 0.75))
+        if netted:
+            step = max(0.12 * m, 3.0)
+            for gx in np.arange(x0, x1, step):
+                pen.outline([(float(gx), crest - hh - 2), (float(gx) + step, crest + depth_px + 2)], shade(color, 0.6))
+        else:
+            inside = np.asarray(outline, np.float32)
+            for _ in range(int(w * hh / 25)):  # grains and stones
+                px, py = float(rng.uniform(x0, x1)), float(rng.uniform(crest - hh, foot))
+                if cv2.pointPolygonTest(inside, (px, py), False) > 0:
+                    grain = shade(color, float(rng.choice([0.65, 1.3])))
+                    if kind == "gravel" and rng.random() < 0.4:
+                        pen.circle((px, py), float(rng.uniform(1.0, 1.8)), grain)
+                    else:
+                        pen.line((px, py), (px, py), grain, 1)
+        return pen.sprite()
+
+    def _rebar(self) -> Sprite:
+        rng, m, foot = self.rng, self.m, self.depth
+        length = min(float(rng.uniform(2.5, 5.0)) * m, 0.6 * self.layout.width)
+        thick = float(rng.uniform(0.18, 0.4)) * m
+        x0 = self.cx - length / 2
+        back = self._back(self.cx, float(rng.uniform(0.4, 0.8)))
+        color = _pick(rng, ((40, 70, 125), (60, 85, 120), (80, 80, 86)), 10)
+        sleeper = 0.1 * m
+        stick = [float(rng.uniform(0.0, 0.3)) * m for _ in range(4)]
+        pen = Pen.around([*_cuboid_bounds(x0, x0 + length + max(stick), foot, thick + sleeper, back)], 3)
+        wood = _pick(rng, _WOOD, 10)
+        for k in range(int(rng.integers(2, 4))):
+            sx = x0 + length * (0.15 + 0.7 * k / 2)
+            _cuboid(pen, sx - 0.08 * m, sx + 0.08 * m, foot, sleeper, back, wood)
+        body_foot = foot - sleeper
+        _cuboid(pen, x0, x0 + length, body_foot, thick, back, color)
+        bar = max(0.025 * m, 1.5)
+        for k, y in enumerate(np.arange(body_foot - thick, body_foot, bar)):
+            pen.outline([(x0, float(y)), (x0 + length, float(y))], shade(color, 0.7 if k % 2 else 1.2))
+        for k, extra in enumerate(stick):  # a few bars longer than the rest
+            y = body_foot - thick * (0.2 + 0.2 * k)
+            pen.line((x0 + length, y), (x0 + length + extra, y), shade(color, 0.9), 1)
+        for k in range(int(rng.integers(2, 4))):  # binding wire
+            wx = x0 + length * (0.2 + 0.3 * k)
+            pen.outline([(wx, body_foot - thick), (wx, body_foot)], (40, 40, 40), 2)
+        return pen.sprite()
+
+    def _timber(self) -> Sprite:
+        rng, m, foot = self.rng, self.m, self.depth
+        plywood = rng.random() < 0.4  # formwork boards: film-faced, red-brown or yellow
+        length = min(float(rng.uniform(1.8, 2.5 if plywood else 4.0)) * m, 0.5 * self.layout.width)
+        layer = (0.018 if plywood else float(rng.uniform(0.05, 0.1))) * m
+        layers = int(rng.integers(12, 40)) if plywood else int(rng.integers(3, 9))
+        height = max(layer * layers, 2.0)
+        x0 = self.cx - length / 2
+        back = self._back(self.cx, 1.2 if plywood else float(rng.uniform(0.5, 1.0)))
+        palette = ((35, 60, 130), (40, 150, 190)) if plywood else _WOOD
+        color = _pick(rng, palette, 10)
+        pen = Pen.around([*_cuboid_bounds(x0, x0 + length, foot, height + 0.1 * m, back)], 3)
+        base = foot
+        if rng.random() < 0.7:
+            wood = _pick(rng, _WOOD, 10)
+            for sx in (x0 + length * 0.15, x0 + length * 0.85):
+                _cuboid(pen, sx - 0.05 * m, sx + 0.05 * m, foot, 0.1 * m, back, shade(wood, 0.8))
+            base = foot - 0.1 * m
+        _cuboid(pen, x0, x0 + length, base, height, back, color)
+        gap = shade(color, 0.5)
+        step = max(layer, 2.0)
+        for k, y in enumerate(np.arange(base - height + step, base, step)):
+            jitter = float(rng.uniform(-0.04, 0.04)) * m if not plywood else 0.0
+            pen.outline(
+                [(x0, float(y)), (x0 + length + jitter, float(y))], gap if k % 2 or not plywood else shade(color, 0.8)
+            )
+        if not plywood:  # plank ends on the side turned to the camera
+            dx, dy = back
+            ex = x0 if dx < 0 else x0 + length
+            for k in range(int(rng.integers(2, 6))):
+                a = (k + 1) / 6
+                pen.outline([(ex + dx * a, base - height + dy * a), (ex + dx * a, base + dy * a)], gap)
+        return pen.sprite()
+
+    def _cement(self) -> Sprite:
+        rng, m = self.rng, self.m
+        width = float(rng.uniform(1.0, 1.25)) * m
+        x0, x1 = self.cx - width / 2, self.cx + width / 2
+        back = self._back(self.cx, float(rng.uniform(0.9, 1.1)))
+        bag = float(rng.uniform(0.1, 0.13)) * m
+        courses = int(rng.integers(4, 11))
+        paper = (180, 185, 190) if rng.random() < 0.5 else ((110, 150, 190) if rng.random() < 0.6 else (225, 228, 230))
+        color = _pick(rng, (paper,), 10)
+        band = ((40, 40, 190), (170, 90, 30), (40, 160, 40), (30, 120, 220))[int(rng.integers(4))]
+        pen = Pen.around([*_cuboid_bounds(x0, x1, self.depth, courses * bag + 0.14 * m, back)], 3)
+        base = self._pallet(pen, x0, x1, back)
+        _cuboid(pen, x0, x1, base, courses * bag, back, color)
+        for c in range(courses):
+            y1 = base - c * bag
+            split = 0.5 if c % 2 else float(rng.choice([0.33, 0.66]))  # bags lie crosswise in alternate courses
+            edges = [x0, x0 + width * split, x1] if c % 2 else [x0, x0 + width * split / 2, x0 + width * split, x1]
+            for a, b in itertools.pairwise(edges):
+                pen.outline([(a, y1 - bag), (b, y1 - bag), (b, y1), (a, y1)], shade(color, 0.65))
+                mid = (a + b) / 2
+                pen.outline([(mid - (b - a) * 0.2, y1 - bag / 2), (mid + (b - a) * 0.2, y1 - bag / 2)], band, 1)
+        if rng.random() < 0.25:  # a tarp thrown over the top
+            dx, dy = back
+            tarp = _pick(rng, ((170, 100, 30), (40, 110, 40), (40, 120, 220)), 12)
+            top = base - courses * bag
+            pen.poly([(x0, top + bag * 1.5), (x0, top), (x0 + dx, top + dy), (x1 + dx, top + dy), (x1, top),
+                      (x1, top + bag * 1.5)], tarp)  # fmt: skip
         return pen.sprite()
 
 

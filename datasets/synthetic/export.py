@@ -37,7 +37,8 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ import yaml
 
 from datasets.errors import DatasetError, ImageWriteError, VideoWriteError
 from datasets.synthetic.scene import SyntheticScene
-from datasets.synthetic.spec import SYNTHETIC_CLASSES, SceneSpec, sample_scene_spec
+from datasets.synthetic.spec import FURNISHED_PRESETS, PRESETS, SYNTHETIC_CLASSES, SceneSpec, sample_scene_spec
 from datasets.synthetic.truth import FrameTruth, SceneTruth
 
 logger = logging.getLogger(__name__)
@@ -129,15 +130,16 @@ def yolo_label_lines(
 
 @dataclass(frozen=True, slots=True)
 class YoloDatasetSummary:
-    """What `write_yolo_dataset` wrote."""
+    """What `write_yolo_dataset` (or `aerial.write_aerial_yolo_dataset`) wrote."""
 
     root: Path
     data_yaml: Path
     n_train: int
     n_val: int
     n_boxes: int
-    train_seeds: tuple[int, ...]
+    train_seeds: tuple[int, ...]  # the scenes (or aerial worlds) of each split
     val_seeds: tuple[int, ...]
+    boxes_per_class: dict[str, int] = field(default_factory=dict)  # labelled boxes by class name
 
 
 def _sparse_frames(rng: np.random.Generator, frame_count: int, k: int) -> list[int]:
@@ -159,12 +161,17 @@ def write_yolo_dataset(
     min_box_px: float = 4.0,
     min_visible: float = 0.4,
     image_ext: str = ".jpg",
+    extras: bool = False,
+    focus: tuple[str, ...] = (),
+    focus_share: float = 0.5,
 ) -> YoloDatasetSummary:
     """Write a YOLO detection dataset of `n_images` frames from random synthetic scenes.
 
     Each scene (`sample_scene_spec` of a seed drawn from `seed`) gives `frames_per_scene`
     frames spread over its length; whole scenes go to train or val, so no scene leaks
-    across the split. Classes are `SYNTHETIC_CLASSES` in order.
+    across the split. Classes are `SYNTHETIC_CLASSES` in order. `extras` adds tables,
+    chairs and materials to the scenes; `focus` names presets (`PRESETS`) that make up
+    `focus_share` of the scenes, in turn (a specialist's dataset: restaurant streets for smoke).
     """
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, but got {n_images}")
@@ -192,10 +199,19 @@ def write_yolo_dataset(
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
     manifest: list[dict[str, Any]] = []
     counts = {"train": 0, "val": 0}
+    per_class: Counter[str] = Counter()
     n_boxes = 0
     remaining = n_images
-    for scene_seed in scene_seeds:
-        spec = sample_scene_spec(scene_seed, width=width, height=height)
+    unknown = [f for f in focus if f not in PRESETS]
+    if unknown:
+        raise ValueError(f"focus names unknown presets {unknown}; known: {sorted(PRESETS)}")
+    for number, scene_seed in enumerate(scene_seeds):
+        if focus and int((number + 1) * focus_share) > int(number * focus_share):  # evenly, focus_share of them
+            preset = focus[number % len(focus)]
+            options = {"extras": extras} if preset in FURNISHED_PRESETS else {}
+            spec = PRESETS[preset](scene_seed, width=width, height=height, **options)
+        else:
+            spec = sample_scene_spec(scene_seed, width=width, height=height, extras=extras)
         scene = SyntheticScene(spec)
         split = "val" if scene_seed in val_set else "train"
         for t in _sparse_frames(rng, scene.frame_count, min(frames_per_scene, remaining)):
@@ -211,9 +227,10 @@ def write_yolo_dataset(
             lines = yolo_label_lines(truth, width, height, min_box_px=min_box_px, min_visible=min_visible)
             (root / "labels" / split / f"{stem}.txt").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
             manifest.append({"image": f"images/{split}/{stem}{image_ext}", "split": split, "scene_seed": scene_seed,
-                             "frame": t, "boxes": len(lines)})  # fmt: skip
+                             "scene": spec.name, "frame": t, "boxes": len(lines)})  # fmt: skip
             counts[split] += 1
             n_boxes += len(lines)
+            per_class.update(SYNTHETIC_CLASSES[int(line.split()[0])] for line in lines)
             remaining -= 1
         if remaining == 0:
             break
@@ -238,4 +255,5 @@ def write_yolo_dataset(
         n_boxes=n_boxes,
         train_seeds=tuple(s for s in scene_seeds if s in used and s not in val_set),
         val_seeds=tuple(s for s in scene_seeds if s in used and s in val_set),
+        boxes_per_class=dict(sorted(per_class.items())),
     )

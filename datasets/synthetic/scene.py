@@ -15,13 +15,17 @@ import numpy as np
 
 from datasets.synthetic.actors import (
     Actor,
+    Chair,
     Goods,
     Machinery,
+    Materials,
     Person,
     Plume,
     Scaffolding,
+    SeatedPerson,
     Stall,
     Structure,
+    Table,
     Umbrella,
     Vehicle,
 )
@@ -49,10 +53,12 @@ OCCLUDING_ALPHA = 0.5
 """A translucent sprite hides what is behind it where its opacity reaches this."""
 
 
-_SIDEWALK_OBJECTS: dict[ActorKind, type[Stall | Umbrella | Goods]] = {
+_SIDEWALK_OBJECTS: dict[ActorKind, type[Stall | Umbrella | Goods | Table | Materials]] = {
     ActorKind.STALL: Stall,
     ActorKind.UMBRELLA: Umbrella,
     ActorKind.GOODS: Goods,
+    ActorKind.TABLE: Table,
+    ActorKind.MATERIALS: Materials,
 }
 
 
@@ -79,17 +85,34 @@ class SyntheticScene:
     def _build_actors(self, rng: np.random.Generator) -> list[Actor]:
         spec, layout = self.spec, self.layout
         n, fps = spec.frame_count, spec.fps
-        actors: list[Actor] = []
+        plan: list[tuple[ActorSpec, np.random.Generator, int, int]] = []  # spec, stream, object id, smoke index
         next_id = 1
         smoke_count = 0
         for actor_spec in spec.actors:
             group_rng = np.random.default_rng(rng.integers(1 << 62))
             for _ in range(actor_spec.count):
-                a_rng = np.random.default_rng(group_rng.integers(1 << 62))
-                actors.append(self._make_actor(actor_spec, a_rng, next_id, smoke_count))
+                plan.append((actor_spec, np.random.default_rng(group_rng.integers(1 << 62)), next_id, smoke_count))
                 if actor_spec.kind is ActorKind.SMOKE:
                     smoke_count += 1
                 next_id += 1
+        # chairs go round the tables, so the tables are built first; every actor keeps its own stream
+        built = {
+            object_id: self._make_actor(actor_spec, a_rng, object_id, smoke_index)
+            for actor_spec, a_rng, object_id, smoke_index in plan
+            if actor_spec.kind is not ActorKind.CHAIR
+        }
+        tables = [a for a in built.values() if isinstance(a, Table)]
+        chair_plan = [(s, r, i) for s, r, i, _ in plan if s.kind is ActorKind.CHAIR]
+        for k, (actor_spec, a_rng, object_id) in enumerate(chair_plan):
+            appear = self._appear_frame(actor_spec, a_rng)
+            table = tables[k % len(tables)] if tables else None
+            built[object_id] = Chair(a_rng, layout, appear, object_id, table=table, slot=k // max(len(tables), 1))
+        actors: list[Actor] = [built[object_id] for _, _, object_id, _ in plan]
+        # people sitting on chairs take the ids after the structures'
+        sitter_id = next_id + len(spec.structures)
+        for chair in [a for a in actors if isinstance(a, Chair) and a.seated]:
+            actors.append(SeatedPerson(chair, n, sitter_id))
+            sitter_id += 1
         if DistractorKind.STEAM in spec.distractors:
             steam_rng = np.random.default_rng(rng.integers(1 << 62))
             vent = layout.vents[1] if smoke_count else layout.vents[int(steam_rng.integers(0, 2))]
@@ -118,13 +141,16 @@ class SyntheticScene:
             )  # fmt: skip
         return structures
 
+    def _appear_frame(self, actor_spec: ActorSpec, rng: np.random.Generator) -> int:
+        n = self.spec.frame_count
+        if actor_spec.appear_s is not None:
+            return min(round(actor_spec.appear_s * self.spec.fps), n - 1)
+        return int(rng.integers(0, max(n // 2, 1)))
+
     def _make_actor(self, actor_spec: ActorSpec, rng: np.random.Generator, object_id: int, smoke_index: int) -> Actor:
         spec, layout = self.spec, self.layout
         n, fps = spec.frame_count, spec.fps
-        if actor_spec.appear_s is not None:
-            appear = min(round(actor_spec.appear_s * fps), n - 1)
-        else:
-            appear = int(rng.integers(0, max(n // 2, 1)))
+        appear = self._appear_frame(actor_spec, rng)
         kind = actor_spec.kind
         if kind is ActorKind.SMOKE:
             vent = layout.vents[smoke_index % len(layout.vents)]
@@ -138,7 +164,9 @@ class SyntheticScene:
             return Vehicle(rng, layout, fps, n, object_id, parks=parks)
         if kind is ActorKind.SCAFFOLDING:
             return Scaffolding(rng, layout, n, appear=appear, object_id=object_id)
-        return Machinery(rng, layout, fps, appear=appear, object_id=object_id)
+        if kind is ActorKind.MACHINERY:
+            return Machinery(rng, layout, fps, appear=appear, object_id=object_id)
+        raise ValueError(f"{kind.value} is built by _build_actors (chairs go beside tables), not by _make_actor")
 
     def _first_id_of(self, actor_spec: ActorSpec) -> int:
         first = 1

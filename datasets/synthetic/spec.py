@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from enum import StrEnum
 from typing import Any, Self
 
@@ -26,8 +27,15 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
     "vehicle",
     "scaffolding",
     "machinery",
+    "table",
+    "chair",
+    "materials",
 )
-"""Detection classes of synthetic truth, in YOLO class-id order."""
+"""Detection classes of synthetic truth, in YOLO class-id order.
+
+New classes are only ever appended: a shipped model depends on the ids of the old ones
+(smoke=0 ... machinery=7).
+"""
 
 
 class ActorKind(StrEnum):
@@ -41,6 +49,9 @@ class ActorKind(StrEnum):
     VEHICLE = "vehicle"
     SCAFFOLDING = "scaffolding"
     MACHINERY = "machinery"
+    TABLE = "table"  # an outdoor restaurant or food-stall table set out on the sidewalk
+    CHAIR = "chair"  # a chair or stool set out on the sidewalk (maybe with someone sitting on it)
+    MATERIALS = "materials"  # construction materials: bricks, sand or gravel, rebar, timber, bagged cement
 
     @property
     def class_id(self) -> int:
@@ -62,8 +73,17 @@ EVENT_KIND_OF: dict[ActorKind, EventKind] = {
     ActorKind.GOODS: EventKind.OCCUPATION,
     ActorKind.SCAFFOLDING: EventKind.CONSTRUCTION,
     ActorKind.MACHINERY: EventKind.CONSTRUCTION,
+    ActorKind.TABLE: EventKind.OCCUPATION,
+    ActorKind.CHAIR: EventKind.OCCUPATION,
+    ActorKind.MATERIALS: EventKind.CONSTRUCTION,
 }
-"""Actors that make an event; persons and vehicles pass by and make none."""
+"""Actors that make an event (one each); persons and vehicles pass by and make none.
+
+Tables and chairs that a restaurant or a food stall sets out on the sidewalk are
+occupation (占道经营 covers 店外摆放桌椅), like the stall itself. Construction materials
+are construction, as `vision.rules`' `construction_watch` says ("equipment, materials or
+scaffolding"), wherever they lie. A person sitting on a chair is a person: no event.
+"""
 
 STAYING_KINDS: frozenset[ActorKind] = frozenset(EVENT_KIND_OF) - {ActorKind.SMOKE}
 
@@ -106,8 +126,8 @@ class ActorSpec(_Model):
         le=3600.0,
         description=(
             "Seconds from the start when a staying object (stall, umbrella, goods, scaffolding, "
-            "machinery) appears or a plume starts; None draws it from the seed in the scene's first half. "
-            "Must be None for person and vehicle"
+            "machinery, table, chair, materials) appears or a plume starts; None draws it from the seed in "
+            "the scene's first half. Must be None for person and vehicle"
         ),
     )
     parks: bool = Field(default=False, description="Vehicle only: one of the cars drives in and parks at the kerb")
@@ -199,8 +219,12 @@ class SceneSpec(_Model):
     # Presets: each takes the seed and any other SceneSpec field as a keyword override.
 
     @classmethod
-    def restaurant_street(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
-        """A plume rises from a restaurant's exhaust vent while people and cars pass."""
+    def restaurant_street(cls, seed: int = 0, *, extras: bool = False, **overrides: Any) -> SceneSpec:
+        """A plume rises from a restaurant's exhaust vent while people and cars pass.
+
+        With `extras`, about half the seeds also have the restaurant's tables and chairs out on
+        the sidewalk from the start, some with people sitting at them.
+        """
         base: dict[str, Any] = {
             "name": "restaurant_street",
             "seed": seed,
@@ -208,14 +232,23 @@ class SceneSpec(_Model):
                 ActorSpec(kind=ActorKind.SMOKE, appear_s=0.0),
                 ActorSpec(kind=ActorKind.PERSON, count=3),
                 ActorSpec(kind=ActorKind.VEHICLE, count=1),
+                *(
+                    _seating(_preset_rng(seed, "restaurant_street"), share=0.5, tables=(1, 3), appear_s=0.0)
+                    if extras
+                    else ()
+                ),
             ),
             "distractors": (DistractorKind.CLOUDS, DistractorKind.NOISE),
         }
         return cls(**(base | overrides))
 
     @classmethod
-    def sidewalk_stall(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
-        """A vendor stall appears on the sidewalk and stays while people pass."""
+    def sidewalk_stall(cls, seed: int = 0, *, extras: bool = False, **overrides: Any) -> SceneSpec:
+        """A vendor stall appears on the sidewalk and stays while people pass.
+
+        With `extras`, some seeds (about two in five) give a food stall that sets out tables
+        and stools with it.
+        """
         base: dict[str, Any] = {
             "name": "sidewalk_stall",
             "seed": seed,
@@ -223,14 +256,21 @@ class SceneSpec(_Model):
                 ActorSpec(kind=ActorKind.STALL, appear_s=1.0),
                 ActorSpec(kind=ActorKind.PERSON, count=4),
                 ActorSpec(kind=ActorKind.VEHICLE, count=1),
+                *(
+                    _seating(_preset_rng(seed, "sidewalk_stall"), share=0.4, tables=(1, 2), appear_s=1.0)
+                    if extras
+                    else ()
+                ),
             ),
             "distractors": (DistractorKind.NOISE,),
         }
         return cls(**(base | overrides))
 
     @classmethod
-    def construction_site(cls, seed: int = 0, **overrides: Any) -> SceneSpec:
-        """Scaffolding goes up on a building front, with an excavator beside it."""
+    def construction_site(cls, seed: int = 0, *, extras: bool = False, **overrides: Any) -> SceneSpec:
+        """Scaffolding goes up on a building front, with an excavator beside it (with `extras`,
+        piles of materials too)."""
+        materials = int(_preset_rng(seed, "construction_site").integers(1, 4)) if extras else 0
         base: dict[str, Any] = {
             "name": "construction_site",
             "seed": seed,
@@ -238,6 +278,7 @@ class SceneSpec(_Model):
                 ActorSpec(kind=ActorKind.SCAFFOLDING, appear_s=0.5),
                 ActorSpec(kind=ActorKind.MACHINERY, appear_s=0.0),
                 ActorSpec(kind=ActorKind.PERSON, count=2),
+                *((ActorSpec(kind=ActorKind.MATERIALS, count=materials, appear_s=0.0),) if materials else ()),
             ),
             "distractors": (DistractorKind.CLOUDS, DistractorKind.NOISE),
         }
@@ -278,6 +319,29 @@ class SceneSpec(_Model):
         return cls(**(base | overrides))
 
 
+def _preset_rng(seed: int, preset: str) -> np.random.Generator:
+    """A random stream of a preset's optional actors, apart from the scene's own.
+
+    The preset's other actors are listed first and keep their draws, so a seed that gets
+    no optional actors renders exactly as it did before they existed.
+    """
+    return np.random.default_rng([seed, 0x0B7, zlib.crc32(preset.encode())])
+
+
+def _seating(
+    rng: np.random.Generator, *, share: float, tables: tuple[int, int], appear_s: float | None
+) -> tuple[ActorSpec, ...]:
+    """Tables with chairs around them, in `share` of the draws (none otherwise)."""
+    if rng.random() >= share:
+        return ()
+    n_tables = int(rng.integers(tables[0], tables[1] + 1))
+    n_chairs = int(rng.integers(n_tables + 1, 3 * n_tables + 2))
+    return (
+        ActorSpec(kind=ActorKind.TABLE, count=n_tables, appear_s=appear_s),
+        ActorSpec(kind=ActorKind.CHAIR, count=n_chairs, appear_s=appear_s),
+    )
+
+
 PRESETS: dict[str, Any] = {
     "restaurant_street": SceneSpec.restaurant_street,
     "sidewalk_stall": SceneSpec.sidewalk_stall,
@@ -287,6 +351,9 @@ PRESETS: dict[str, Any] = {
 }
 """Preset constructors by name; each is called as `PRESETS[name](seed, **overrides)`."""
 
+FURNISHED_PRESETS = frozenset({"restaurant_street", "sidewalk_stall", "construction_site"})
+"""Presets that take `extras=True` (tables, chairs, materials)."""
+
 
 def sample_scene_spec(
     seed: int,
@@ -295,10 +362,14 @@ def sample_scene_spec(
     height: int = 360,
     fps: float = 15.0,
     duration_s: float = 8.0,
+    extras: bool = False,
 ) -> SceneSpec:
     """A random scene for `seed`: a random mix of actors and distractors (for datasets).
 
-    About one scene in ten is distractor-only, so a detector sees hard negatives.
+    About one scene in ten is distractor-only, so a detector sees hard negatives. With
+    `extras`, tables, chairs and materials come too, from a random stream of their own after
+    the other actors, so every other draw of a seed is the same with or without them (scenes
+    without extras are the ones the published evaluation figures were measured on).
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, but got {seed}")
@@ -318,6 +389,8 @@ def sample_scene_spec(
             actors.append(
                 ActorSpec(kind=ActorKind.VEHICLE, count=int(rng.integers(1, 4)), parks=bool(rng.random() < 0.3))
             )
+    if actors and extras:
+        actors.extend(_sampled_street_furniture(seed, duration_s))
     optional = [d for d in DistractorKind if d not in (DistractorKind.NOISE, DistractorKind.NIGHT)]
     chosen = [DistractorKind(d) for d in optional if rng.random() < 0.25]
     if rng.random() < 0.15:
@@ -338,3 +411,22 @@ def sample_scene_spec(
         noise_sigma=float(np.round(rng.uniform(1.5, 7.0), 2)),
         jpeg_quality=int(rng.integers(15, 60)),
     )
+
+
+def _sampled_street_furniture(seed: int, duration_s: float) -> list[ActorSpec]:
+    """Tables and chairs (or stools alone) and construction materials for a sampled scene."""
+    rng = np.random.default_rng([seed, 0x5CE7E, 0xF0])
+
+    def appear() -> float:
+        at = float(rng.uniform(0.0, 0.4 * duration_s)) if rng.random() < 0.7 else 0.0
+        return math.floor(at * 100) / 100
+
+    out: list[ActorSpec] = []
+    draw = rng.random()
+    if draw < 0.3:
+        out.extend(_seating(rng, share=1.0, tables=(1, 2), appear_s=appear()))
+    elif draw < 0.4:  # stools set out on their own
+        out.append(ActorSpec(kind=ActorKind.CHAIR, count=int(rng.integers(1, 5)), appear_s=appear()))
+    if rng.random() < 0.25:
+        out.append(ActorSpec(kind=ActorKind.MATERIALS, count=int(rng.integers(1, 4)), appear_s=appear()))
+    return out

@@ -104,8 +104,11 @@ class Specialist:
     aerial_images: int  # synthetic nadir drone chips rendered for it
     real_sets: tuple[RealSet, ...]
     about: str
+    focus: tuple[str, ...] = ()  # presets that make up most of its street scenes
 
 
+#: the share of a specialist's street scenes drawn from its presets (the rest are sampled at random)
+FOCUS_SHARE = 0.7
 #: the real smoke sets label wildfire (0) and urban (1) smoke apart; both are smoke here
 BOTH_SMOKE = {"0": "smoke", "1": "smoke"}
 
@@ -115,17 +118,20 @@ SPECIALISTS: dict[str, Specialist] = {
         (RealSet("smoke/wildfire_urban_valid", "CC BY-NC-SA 4.0 / web images; evaluation only", BOTH_SMOKE),
          RealSet("smoke/nonforest", "web images, research use; evaluation only", BOTH_SMOKE)),
         "kitchen-exhaust fume plumes for fume_watch zones",
+        ("restaurant_street",),
     ),
     "street": Specialist(
         "street", ("stall", "umbrella", "goods", "table", "chair", "person", "vehicle"), 600, 400,
         (RealSet("street/aerial_vendors_valid", "CC BY 4.0 (vendedores_ambulantes_pesquisa); evaluation only here",
                  model_map={"vendedor_ambulante": ["stall", "umbrella"]}),),
         "street occupation seen from fixed cameras and from drones",
+        ("sidewalk_stall", "restaurant_street"),
     ),
     "construction": Specialist(
         "construction", ("scaffolding", "machinery", "materials"), 600, 0,
         (RealSet("construction/excavators", "no licence; research only; evaluation only", {"0": "machinery"}),),
         "construction sites: scaffolding, machinery (equipment), materials",
+        ("construction_site",),
     ),
 }  # fmt: skip
 
@@ -170,10 +176,10 @@ def train_specialist(
     n_ground = spec.ground_images if ground_images is None else ground_images
     n_aerial = spec.aerial_images if aerial_images is None else aerial_images
     sources = []
-    ground = work_dir / f"ground-{n_ground}-seed{seed}"
+    ground = work_dir / f"ground-{kind}-{n_ground}-seed{seed}"
     if n_ground:
         if not (ground / "data.yaml").is_file():
-            write_yolo_dataset(ground, n_ground, seed)
+            write_yolo_dataset(ground, n_ground, seed, extras=True, focus=spec.focus, focus_share=FOCUS_SHARE)
         sources.append(ground)
     aerial = work_dir / f"aerial-{n_aerial}-seed{seed}"
     if n_aerial:

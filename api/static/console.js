@@ -1,6 +1,6 @@
 // The officers' console: login, the hash router, the top bar, the help overlay and the keyboard.
-// Pages (review, cases, premises, inspections, fume monitors, cameras, map, KPIs) live in their
-// own modules; each returns an object with optional onKey(event) -> handled, onModKey(event),
+// Pages (review, cases, premises, inspections, fume monitors, cameras, map, KPIs, models) live in
+// their own modules; each returns an object with optional onKey(event) -> handled, onModKey(event),
 // destroy() and help sections.
 
 import { app, CASE_READERS, can, loadCameras, OFFICERS } from "./app.js";
@@ -10,6 +10,7 @@ import { lang, onLangChange, setLang, t, tv } from "./i18n.js";
 import { INSPECTION_READERS, inspectionPage, inspectionsPage } from "./inspections.js";
 import { kpiPage } from "./kpi.js";
 import { mapPage } from "./map.js";
+import { MODEL_READERS, modelsPage } from "./models.js";
 import { monitorsPage } from "./monitors.js";
 import { PREMISES_READERS, premisesListPage, premisesPage } from "./premises.js";
 import { REVIEW_HELP, reviewPage } from "./review.js";
@@ -29,6 +30,7 @@ const ROUTES = [
   { path: /^\/cameras\/([^/]+)$/, page: cameraPage, roles: ALL_USERS, nav: "cameras", help: EDITOR_HELP },
   { path: /^\/map$/, page: mapPage, roles: CASE_READERS, nav: "map" },
   { path: /^\/kpi$/, page: kpiPage, roles: CASE_READERS, nav: "kpi" },
+  { path: /^\/models$/, page: modelsPage, roles: MODEL_READERS, nav: "models" },
 ];
 const NAV = [
   ["review", "#/review", "nav_review", OFFICERS],
@@ -39,6 +41,7 @@ const NAV = [
   ["cameras", "#/cameras", "nav_cameras", ALL_USERS],
   ["map", "#/map", "nav_map", CASE_READERS],
   ["kpi", "#/kpi", "nav_kpi", CASE_READERS],
+  ["models", "#/models", "nav_models", MODEL_READERS],
 ];
 
 const main = h("main", { id: "main" });

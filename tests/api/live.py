@@ -38,6 +38,7 @@ from api.settings import DEVELOPMENT_PASSWORD, ApiSettings
 from cases.casebook import Casebook
 from cases.db import Database
 from evidence.vault import Vault
+from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
 from pipelines.settings import register_cameras
 from tests.api.conftest import CAMERAS, FRAME, PASSWORD, USERS, camera_config, sealed_finding, write_health
@@ -134,10 +135,17 @@ def _keep_health_fresh(health_dir: Path, stop: threading.Event) -> None:
 
 @contextmanager
 def serve_deployment(
-    root: Path, *, port: int = 0, template: Path | None = None, password: str = PASSWORD, history_days: int = 0
+    root: Path,
+    *,
+    port: int = 0,
+    template: Path | None = None,
+    password: str = PASSWORD,
+    history_days: int = 0,
+    registry: ModelRegistry | None = None,
 ) -> Iterator[LiveDeployment]:
     """Serve a deployment under `root` (a copy of `template`, else built anew) on 127.0.0.1
-    (`port` 0: a free one) until the block ends."""
+    (`port` 0: a free one) until the block ends; without a model `registry` it is a run that
+    pins a model file."""
     if template is not None:
         shutil.copytree(template, root, dirs_exist_ok=True)
     elif not (root / SEED).is_file():
@@ -153,7 +161,7 @@ def serve_deployment(
     )
     write_health_reports(health)
     settings = ApiSettings(environment="development", login_attempts=20)
-    app = create_app(db, vault, health, settings=settings, casebook=book, monitors=monitors)
+    app = create_app(db, vault, health, settings=settings, casebook=book, monitors=monitors, registry=registry)
     sock = _free_socket()
     if port:
         sock.close()

@@ -267,9 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nonsite.cases_cli import add_commands
     from nonsite.learning_cli import add_commands as add_learning_commands
+    from nonsite.survey_cli import add_commands as add_survey_commands
 
     add_commands(sub, _vault_arguments)
     add_learning_commands(sub, _vault_arguments, _positive_int)
+    add_survey_commands(sub, _vault_arguments)
     return parser
 
 
@@ -669,6 +671,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return task_worker(args.config, name=args.name, concurrency=args.concurrency)
 
 
+def _survey(args: argparse.Namespace) -> int:
+    from nonsite.survey_cli import cmd_survey
+
+    return cmd_survey(args)
+
 COMMANDS = {
     "run": cmd_run,
     "worker": cmd_worker,
@@ -686,7 +693,9 @@ COMMANDS = {
     "dataset": lambda args: _learning("cmd_dataset", args),
     "train": lambda args: _learning("cmd_train", args),
     "models": lambda args: _learning("cmd_models", args),
+    "survey": _survey,
 }
+
 
 
 def _learning(name: str, args: argparse.Namespace) -> int:

@@ -490,6 +490,7 @@ def camera_worker(config_path: Path, *, name: str, only: list[str] | None, metri
 
 def task_worker(config_path: Path | None, *, name: str, concurrency: int = 1) -> int:
     """A Celery worker for the runtime's broker; SIGTERM is Celery's warm shutdown."""
+    import pipelines.survey_tasks  # noqa: F401  (registers nonsite.survey_image and nonsite.finish_survey)
     from pipelines import tasks
 
     if config_path is not None:

@@ -21,6 +21,7 @@ from api.health import HealthCollector
 from api.routers import auth, cameras, cases, evidence, field, models, party, premises, review, system, users
 from api.routers import inspections as inspection_routes
 from api.routers import monitors as monitor_routes
+from api.routers import surveys as survey_routes
 from api.settings import ApiSettings
 from api.uploads import UnknownUploadError, UploadError, UploadStore
 from cases.casebook import Casebook
@@ -38,6 +39,7 @@ from models.errors import ModelsError
 from models.registry import ModelRegistry, UnknownVersionError
 from pipelines.fume import MonitorService, MonitorServiceError
 from pipelines.monitors import UnknownMonitorError
+from pipelines.survey_service import SurveyService, UnknownSurveyError
 
 STATIC = Path(__file__).parent / "static"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "zoo"
@@ -62,6 +64,7 @@ def create_app(
     uploads_dir: Path | None = None,
     monitors: MonitorService | None = None,
     registry: ModelRegistry | None = None,
+    surveys: SurveyService | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -79,6 +82,7 @@ def create_app(
         throttle=LoginThrottle(settings.login_attempts, settings.login_pause_s),
         monitors=monitors,
         registry=registry,
+        surveys=surveys,
         uploads=UploadStore(uploads_dir or vault.root.parent / "uploads", max_bytes=settings.field_upload_max_bytes),
     )
     metrics = CollectorRegistry()
@@ -98,6 +102,7 @@ def create_app(
         inspection_routes.router,
         system.router,
         models.router,
+        survey_routes.router,
         system.metrics_route(metrics),
     ):
         app.include_router(router)
@@ -117,6 +122,7 @@ def create_app(
     app.add_exception_handler(MonitorServiceError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(CaseError, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(UnknownVersionError, _error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(UnknownSurveyError, _error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(ModelsError, _error(status.HTTP_409_CONFLICT))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -24,6 +24,7 @@ from cases.db import Database
 from cases.states import Role
 from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
+from pipelines.survey_service import SurveyService
 
 SESSION_COOKIE = "nonsite_session"
 PARTY_COOKIE = "nonsite_party"  # its own, so a party portal login in the same browser leaves the console's alone
@@ -36,6 +37,9 @@ DETECTION_READERS = frozenset({Role.OFFICER, Role.HEAD, Role.LEGAL_REVIEWER, Rol
 MODEL_READERS = frozenset({Role.ENGINEER, Role.ADMIN, Role.HEAD})
 ADMINS = frozenset({Role.ADMIN})
 MODEL_EDITORS = frozenset({Role.ENGINEER, Role.ADMIN})
+#: drone pilots are officers or engineers in most bureaus
+SURVEY_STARTERS = frozenset({Role.OFFICER, Role.HEAD, Role.ENGINEER, Role.ADMIN})
+SURVEY_READERS = SURVEY_STARTERS | {Role.LEGAL_REVIEWER}
 REGISTRARS = frozenset({Role.HEAD, Role.ADMIN})
 PREMISES_READERS = CASE_READERS | ADMINS
 ANY_USER = frozenset(Role) - {Role.SYSTEM}
@@ -53,6 +57,7 @@ class Services:
     uploads: UploadStore
     monitors: MonitorService | None
     registry: ModelRegistry | None = None
+    surveys: SurveyService | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -147,6 +152,8 @@ CameraEditor = Annotated[Principal, Depends(users(CAMERA_EDITORS))]
 DetectionReader = Annotated[Principal, Depends(users(DETECTION_READERS))]
 ModelReader = Annotated[Principal, Depends(users(MODEL_READERS))]
 ModelEditor = Annotated[Principal, Depends(users(MODEL_EDITORS))]
+SurveyStarter = Annotated[Principal, Depends(users(SURVEY_STARTERS))]
+SurveyReader = Annotated[Principal, Depends(users(SURVEY_READERS))]
 Admin = Annotated[Principal, Depends(users(ADMINS))]
 Registrar = Annotated[Principal, Depends(users(REGISTRARS))]
 PremisesReader = Annotated[Principal, Depends(users(PREMISES_READERS))]

@@ -511,3 +511,29 @@ class ShadowRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, le=2**31 - 1)
+
+
+class SurveyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str = Field(min_length=1, max_length=500, description="The flight's folder, inside the drop folder.")
+    baseline: str | None = Field(
+        None, max_length=500, description="An earlier flight's folder of the same area, inside the drop folder."
+    )
+    permits: str | None = Field(None, max_length=500, description="GeoJSON of permitted parcels, in the drop folder.")
+    streets: str | None = Field(None, max_length=500, description="GeoJSON of street polygons, in the drop folder.")
+
+
+class SurveyPublic(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    folder: str
+    baseline: str | None
+    permits: str | None
+    streets: str | None
+    requested_by: str
+    requested_at: str
+    images: int = Field(description="Images (and video frames) the survey plans to look at.")
+    done: int = Field(description="Of those, how many are processed.")
+    error: str | None
+    counts: dict[str, int] = Field(description="The report's counts, once it is done.")

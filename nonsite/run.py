@@ -43,8 +43,10 @@ from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
 from pipelines.settings import RunConfig, Runtime, apply_drawn_zones, load_run_config, register_cameras
 from pipelines.staging import StagingArea
+from pipelines.survey_service import SurveyService
 from pipelines.worker import ModelSlot
 from vision.camera import CameraConfig, CameraConfigError, mask_credentials
+from vision.detectors import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +308,27 @@ def api_app(config: RunConfig, db: Database, monitors: MonitorService) -> FastAP
         monitors=monitors,
         model_path=deployed_model(runtime),
         registry=model_registry(runtime),
+        surveys=survey_service(runtime, monitors.book),
     )
+
+
+def survey_service(runtime: Runtime, casebook: Casebook) -> SurveyService:
+    """Drone surveys the API starts (`var/surveys/incoming` is the drop folder); any cut off by a
+    restart are taken up again."""
+    from nonsite.survey_cli import default_model
+    from vision.detectors import create_detector
+
+    def detector() -> Detector:
+        path, warning = default_model()
+        if warning:
+            logger.warning("surveys: %s", warning)
+        return create_detector({"type": "onnx_yolo", "path": path})
+
+    service = SurveyService(runtime.var / "surveys", detector=detector, casebook=casebook)
+    resumed = service.resume()
+    if resumed:
+        logger.info("taking up surveys cut off by a restart: %s", ", ".join(resumed))
+    return service
 
 
 def start_monitors(config: RunConfig, db: Database) -> tuple[MonitorService, Callable[[], None]]:

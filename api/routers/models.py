@@ -26,7 +26,7 @@ def _registry(services: ServicesDep) -> ModelRegistry:
     return services.registry
 
 
-@router.get("/api/models/registry", response_model=RegistryPublic)
+@router.get("/api/models/registry", response_model=RegistryPublic, responses={409: {}})
 def get_registry(_: ModelReader, services: ServicesDep) -> RegistryPublic:
     """Every registered version with its figures, which one the cameras run, which one shadows it."""
     registry = _registry(services)
@@ -73,7 +73,7 @@ def promote(version: VersionPath, body: PromotionRequest, principal: ModelEditor
     return GatePublic(**doc, forced=not gate.passed)
 
 
-@router.get("/api/models/shadow", response_model=dict[str, Any])
+@router.get("/api/models/shadow", response_model=dict[str, Any], responses={409: {}})
 def get_shadow(_: ModelReader, services: ServicesDep) -> dict[str, Any]:
     """The shadow run's version and what it saw differently, per camera and in total."""
     return _registry(services).shadow_summary()

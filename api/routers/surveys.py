@@ -59,7 +59,13 @@ def get_survey(survey_id: SurveyId, _: SurveyReader, services: ServicesDep) -> S
 @router.get(
     "/api/surveys/{survey_id}/findings.geojson",
     response_class=FileResponse,
-    responses={200: {"content": {"application/geo+json": {}}}, 404: {}, 409: {}},
+    responses={
+        200: {
+            "content": {"application/geo+json": {"schema": {"type": "object", "title": "GeoJSON FeatureCollection"}}}
+        },
+        404: {},
+        409: {},
+    },
 )
 def survey_findings(survey_id: SurveyId, _: SurveyReader, services: ServicesDep) -> FileResponse:
     """The findings as GeoJSON (lon/lat), for the map or QGIS."""
@@ -70,7 +76,7 @@ def survey_findings(survey_id: SurveyId, _: SurveyReader, services: ServicesDep)
 @router.get(
     "/api/surveys/{survey_id}/report",
     response_class=FileResponse,
-    responses={200: {"content": {"text/markdown": {}}}, 404: {}, 409: {}},
+    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, 404: {}, 409: {}},
 )
 def survey_report(survey_id: SurveyId, _: SurveyReader, services: ServicesDep) -> FileResponse:
     """The survey's report: counts, per-image timing, permitted parcels skipped, images it could not use."""

@@ -1,7 +1,7 @@
 // The officers' console: login, the hash router, the top bar, the help overlay and the keyboard.
-// Pages (review, cases, premises, inspections, fume monitors, cameras, map, KPIs, models) live in
-// their own modules; each returns an object with optional onKey(event) -> handled, onModKey(event),
-// destroy() and help sections.
+// Pages (review, cases, premises, inspections, fume monitors, cameras, map, drone surveys, KPIs,
+// models) live in their own modules; each returns an object with optional onKey(event) -> handled,
+// onModKey(event), destroy() and help sections.
 
 import { app, CASE_READERS, can, loadCameras, OFFICERS } from "./app.js";
 import { camerasPage, cameraPage, EDITOR_HELP } from "./cameras.js";
@@ -14,6 +14,7 @@ import { MODEL_READERS, modelsPage } from "./models.js";
 import { monitorsPage } from "./monitors.js";
 import { PREMISES_READERS, premisesListPage, premisesPage } from "./premises.js";
 import { REVIEW_HELP, reviewPage } from "./review.js";
+import { SURVEY_READERS, surveysPage } from "./surveys.js";
 import { api, fill, h, isTyping, onUnauthorized, parseHash, toast } from "./util.js";
 
 const ALL_USERS = ["officer", "head", "legal_reviewer", "engineer", "admin"];
@@ -29,6 +30,8 @@ const ROUTES = [
   { path: /^\/cameras$/, page: camerasPage, roles: ALL_USERS, nav: "cameras" },
   { path: /^\/cameras\/([^/]+)$/, page: cameraPage, roles: ALL_USERS, nav: "cameras", help: EDITOR_HELP },
   { path: /^\/map$/, page: mapPage, roles: CASE_READERS, nav: "map" },
+  { path: /^\/surveys$/, page: surveysPage, roles: SURVEY_READERS, nav: "surveys" },
+  { path: /^\/surveys\/([^/]+)$/, page: surveysPage, roles: SURVEY_READERS, nav: "surveys" },
   { path: /^\/kpi$/, page: kpiPage, roles: CASE_READERS, nav: "kpi" },
   { path: /^\/models$/, page: modelsPage, roles: MODEL_READERS, nav: "models" },
 ];
@@ -40,6 +43,7 @@ const NAV = [
   ["monitors", "#/monitors", "nav_monitors", ALL_USERS],
   ["cameras", "#/cameras", "nav_cameras", ALL_USERS],
   ["map", "#/map", "nav_map", CASE_READERS],
+  ["surveys", "#/surveys", "nav_surveys", SURVEY_READERS],
   ["kpi", "#/kpi", "nav_kpi", CASE_READERS],
   ["models", "#/models", "nav_models", MODEL_READERS],
 ];

@@ -22,7 +22,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +41,7 @@ from evidence.vault import Vault
 from models.registry import ModelRegistry
 from pipelines.fume import MonitorService
 from pipelines.settings import register_cameras
+from pipelines.survey_service import SurveyService
 from tests.api.conftest import CAMERAS, FRAME, PASSWORD, USERS, camera_config, sealed_finding, write_health
 
 DISPLAY_NAMES = {username: name for username, _, name in DEMO_USERS} | {"admin": "管理员 Admin"}
@@ -142,10 +143,12 @@ def serve_deployment(
     password: str = PASSWORD,
     history_days: int = 0,
     registry: ModelRegistry | None = None,
+    surveys: Callable[[Casebook], SurveyService] | None = None,
 ) -> Iterator[LiveDeployment]:
     """Serve a deployment under `root` (a copy of `template`, else built anew) on 127.0.0.1
     (`port` 0: a free one) until the block ends; without a model `registry` it is a run that
-    pins a model file."""
+    pins a model file; `surveys` makes its drone survey service over the deployment's casebook
+    (without it the service runs no surveys)."""
     if template is not None:
         shutil.copytree(template, root, dirs_exist_ok=True)
     elif not (root / SEED).is_file():
@@ -161,7 +164,17 @@ def serve_deployment(
     )
     write_health_reports(health)
     settings = ApiSettings(environment="development", login_attempts=20)
-    app = create_app(db, vault, health, settings=settings, casebook=book, monitors=monitors, registry=registry)
+    survey_service = surveys(book) if surveys is not None else None
+    app = create_app(
+        db,
+        vault,
+        health,
+        settings=settings,
+        casebook=book,
+        monitors=monitors,
+        registry=registry,
+        surveys=survey_service,
+    )
     sock = _free_socket()
     if port:
         sock.close()
@@ -182,6 +195,8 @@ def serve_deployment(
         yield deployment
     finally:
         stop.set()
+        if survey_service is not None:
+            survey_service.stop()
         server.should_exit = True
         thread.join(timeout=10)
         fresh.join(timeout=5)

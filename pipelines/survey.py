@@ -1623,10 +1623,18 @@ def _signed_area(ring: Sequence[Sequence[float]]) -> float:
     return 0.5 * sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(ring, [*ring[1:], ring[0]], strict=True))
 
 
-def findings_geojson(findings: Sequence[SurveyFinding]) -> dict[str, Any]:
+def findings_geojson(findings: Sequence[SurveyFinding], skipped: Sequence[SkippedStructure] = ()) -> dict[str, Any]:
     """Findings as a GeoJSON FeatureCollection ([lon, lat], WGS84): points for occupation, roof outlines
-    for construction, each with its kind, class, size or area, score, images, permit check and case."""
+    for construction, each with its kind, class, size or area, score, images, permit check and case;
+    new structures a permit covers are points of kind `permitted` with the permit's number and holder."""
     features = []
+    for k in skipped:
+        permitted: dict[str, Any] = {
+            "kind": "permitted", "area_m2": k.area_m2, "permit_no": k.permit_no, "holder": k.holder,
+            "valid_until": k.valid_until, "lat": round(k.lat, 8), "lon": round(k.lon, 8), "images": ", ".join(k.images),
+        }  # fmt: skip
+        point = {"type": "Point", "coordinates": [round(k.lon, 8), round(k.lat, 8)]}
+        features.append({"type": "Feature", "geometry": point, "properties": permitted})
     for f in findings:
         if f.outline:
             ring = [[round(lon, 8), round(lat, 8)] for lat, lon in f.outline]
@@ -1850,7 +1858,7 @@ def finish_survey(plan: SurveyPlan, *, casebook: Casebook | None = None, vault: 
             notes=tuple(notes),
         )
         out = Path(plan.out_dir)
-        _write_json(out / "findings.geojson", findings_geojson(findings))
+        _write_json(out / "findings.geojson", findings_geojson(findings, skipped))
         _write_json(out / "report.json", report.model_dump(mode="json"))
         fd, tmp = tempfile.mkstemp(prefix=".report.md.", dir=out)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -153,7 +153,11 @@ def test_an_officer_starts_a_survey_watches_it_finish_and_follows_a_finding_to_i
         expect(shapes).to_have_count(len(by_kind[kind]))
         expect(page.locator(f"[data-testid=survey-finding][data-kind={kind}]")).to_have_count(len(by_kind[kind]))
     expect(page.get_by_test_id("survey-shape")).to_have_count(len(features))
-    for f in features:
+    permitted = [f for f in features if f["properties"]["kind"] == "permitted"]
+    assert permitted, "the synthetic survey skips structures in permitted parcels"
+    expect(page.locator("[data-testid=survey-shape][data-kind=permitted]")).to_have_count(len(permitted))
+    findings = [f for f in features if f["properties"]["kind"] != "permitted"]
+    for f in findings:
         number = f["properties"]["case_number"]
         listed = page.locator(f'[data-testid=survey-finding][data-id="{f["properties"]["id"]}"]')
         expect(listed).to_have_attribute("data-case", number)
@@ -162,7 +166,7 @@ def test_an_officer_starts_a_survey_watches_it_finish_and_follows_a_finding_to_i
     expect(stall.get_by_test_id("survey-finding-size")).to_contain_text(" m")
     structure = page.locator("[data-testid=survey-finding][data-kind=construction]").first
     expect(structure.get_by_test_id("survey-finding-size")).to_contain_text("m²")
-    expect(page.get_by_test_id("survey-stat-cases_filed")).to_have_attribute("data-count", str(len(features)))
+    expect(page.get_by_test_id("survey-stat-cases_filed")).to_have_attribute("data-count", str(len(findings)))
     geojson = page.get_by_test_id("survey-download-geojson")
     expect(geojson).to_have_attribute("href", f"/api/surveys/{started.id}/findings.geojson")
     expect(page.get_by_test_id("survey-download-report")).to_have_attribute("href", f"/api/surveys/{started.id}/report")

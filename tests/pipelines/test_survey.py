@@ -178,9 +178,15 @@ def test_structures_in_a_permitted_parcel_are_skipped_with_their_permit_numbers(
 def test_findings_geojson_is_a_feature_collection_in_lon_lat(filed):
     data = json.loads((filed.out / "findings.geojson").read_text())
     assert data["type"] == "FeatureCollection"
-    assert len(data["features"]) == len(filed.report.findings)
+    permitted = [f for f in data["features"] if f["properties"]["kind"] == "permitted"]
+    found = [f for f in data["features"] if f["properties"]["kind"] != "permitted"]
+    assert len(found) == len(filed.report.findings)
+    assert sorted(f["properties"]["permit_no"] for f in permitted) == sorted(
+        s.permit_no for s in filed.report.skipped_permitted
+    )
+    assert permitted and all(f["geometry"]["type"] == "Point" for f in permitted)
     lat0, lon0 = filed.survey.origin
-    for feature, finding in zip(data["features"], filed.report.findings, strict=True):
+    for feature, finding in zip(found, filed.report.findings, strict=True):
         geometry = shapely.geometry.shape(feature["geometry"])
         assert geometry.is_valid
         lon, lat = geometry.representative_point().coords[0]

@@ -588,38 +588,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_starter_model(args: argparse.Namespace) -> int:
     from nonsite.starter import ZOO, train_specialist, train_starter
 
-    if args.kind != "starter":
+    common = {
+        "out_dir": args.out or ZOO, "work_dir": args.work, "seed": args.seed, "epochs": args.epochs,
+        "imgsz": args.imgsz, "batch": args.batch, "device": args.device, "workers": args.workers,
+        "time_hours": args.time_hours, "command": args.command_line,
+    }  # fmt: skip
+    if args.kind == "starter":
+        result = train_starter(images=args.images, **common)
+    else:
         result = train_specialist(
-            args.kind,
-            out_dir=args.out or ZOO,
-            work_dir=args.work,
-            seed=args.seed,
-            epochs=args.epochs,
-            imgsz=args.imgsz,
-            batch=args.batch,
-            device=args.device,
-            workers=args.workers,
-            time_hours=args.time_hours,
-            command=args.command_line,
-            ground_images=args.ground_images,
-            aerial_images=args.aerial_images,
+            args.kind, ground_images=args.ground_images, aerial_images=args.aerial_images, **common
         )
-        print(f"trained {result.epochs} epochs in {result.seconds:.0f} s")
-        print(f"wrote {result.onnx} and {result.card}")
-        return 0
-    result = train_starter(
-        out_dir=args.out or ZOO,
-        work_dir=args.work,
-        images=args.images,
-        seed=args.seed,
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        batch=args.batch,
-        device=args.device,
-        workers=args.workers,
-        time_hours=args.time_hours,
-        command=args.command_line,
-    )
     print(f"trained {result.epochs} epochs in {result.seconds:.0f} s; metrics {result.metrics}")
     print(f"wrote {result.onnx} and {result.card}")
     return 0
@@ -676,6 +655,7 @@ def _survey(args: argparse.Namespace) -> int:
 
     return cmd_survey(args)
 
+
 COMMANDS = {
     "run": cmd_run,
     "worker": cmd_worker,
@@ -695,7 +675,6 @@ COMMANDS = {
     "models": lambda args: _learning("cmd_models", args),
     "survey": _survey,
 }
-
 
 
 def _learning(name: str, args: argparse.Namespace) -> int:

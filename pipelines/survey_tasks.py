@@ -18,27 +18,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from celery import Task
-from sqlalchemy.exc import OperationalError
-
 from pipelines.survey import SurveyError, SurveyPlan, finish_survey, load_plan, pending_images, process_image
-from pipelines.tasks import app, services
+from pipelines.tasks import RetryingTask, app, services
 from vision.detectors.base import Detector, file_sha256
 
 logger = logging.getLogger(__name__)
 
 _detectors: dict[tuple[str, str], Detector] = {}
 _detectors_lock = threading.Lock()
-
-
-class _Retrying(Task):
-    """Retried while the database or the broker is unreachable; any other error is the survey's."""
-
-    autoretry_for = (OperationalError, ConnectionError, TimeoutError)
-    retry_backoff = True
-    retry_backoff_max = 60
-    retry_jitter = True
-    max_retries = None
 
 
 def detector_for(plan: SurveyPlan) -> Detector:
@@ -64,7 +51,7 @@ def detector_for(plan: SurveyPlan) -> Detector:
         return _detectors[key]
 
 
-@app.task(base=_Retrying, name="nonsite.survey_image")
+@app.task(base=RetryingTask, name="nonsite.survey_image")
 def survey_image(survey_dir: str, image_name: str) -> dict[str, Any]:
     """Process one image of a planned survey (skipped if done); the last one sends the merge."""
     try:
@@ -78,7 +65,7 @@ def survey_image(survey_dir: str, image_name: str) -> dict[str, Any]:
     return {"survey": survey_dir, "image": image_name, "status": result.status, "processed": processed}
 
 
-@app.task(base=_Retrying, name="nonsite.finish_survey")
+@app.task(base=RetryingTask, name="nonsite.finish_survey")
 def finish_survey_task(survey_dir: str) -> dict[str, Any]:
     """Merge a survey's results, write its outputs and, if planned so, file its findings (idempotent)."""
     try:

@@ -118,8 +118,8 @@ def _pause_at(step: str) -> None:
 MAX_ATTEMPTS = 5
 
 
-class _Retrying(Task):
-    """Retried while the database or the broker is unreachable; any other error is the item's."""
+class RetryingTask(Task):
+    """Retried while the database or the broker is unreachable; any other error is the task's own."""
 
     autoretry_for = (OperationalError, ConnectionError, TimeoutError)
     retry_backoff = True
@@ -128,7 +128,7 @@ class _Retrying(Task):
     max_retries = None
 
 
-@app.task(base=_Retrying, name="nonsite.seal_and_file")
+@app.task(base=RetryingTask, name="nonsite.seal_and_file")
 def seal_and_file(item_id: str) -> dict[str, Any]:
     """Seal a staged violation into the vault and file it as a case; safe to run twice."""
     s = services()
@@ -152,7 +152,7 @@ def seal_and_file(item_id: str) -> dict[str, Any]:
         logger.error("staged item %s cannot be filed: %s", item_id[:12], e)
         s.staging.fail(item_id, str(e))
         return {"item": item_id, "error": str(e)}
-    except _Retrying.autoretry_for:
+    except RetryingTask.autoretry_for:
         raise
     except Exception as e:  # a poison item: a few more tries (a later sweep), then set aside
         attempts = s.staging.record_attempt(item_id)
@@ -175,7 +175,7 @@ def seal_and_file(item_id: str) -> dict[str, Any]:
     return outcome
 
 
-@app.task(base=_Retrying, name="nonsite.heal")
+@app.task(base=RetryingTask, name="nonsite.heal")
 def heal() -> int:
     """File every sealed package without a case (and log what the case log lacks)."""
     return len(services().book.heal())

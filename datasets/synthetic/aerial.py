@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 
 from datasets.errors import DatasetError, ImageWriteError
-from datasets.synthetic.export import YoloDatasetSummary, yolo_label_lines
+from datasets.synthetic.export import YoloDatasetSummary, prepare_yolo_folder, split_seeds, yolo_label_lines
 from datasets.synthetic.spec import SYNTHETIC_CLASSES
 from datasets.synthetic.survey import (
     _FILL,
@@ -949,25 +949,11 @@ def write_aerial_yolo_dataset(
         raise ValueError(
             f"classes must be distinct names from {AERIAL_CLASSES} (what aerial chips draw), but got {wanted}"
         )
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in [0, 1), but got {val_fraction}")
     if chips_per_world < 1:
         raise ValueError(f"chips_per_world must be >= 1, but got {chips_per_world}")
-    if image_ext not in (".jpg", ".png"):
-        raise ValueError(f"image_ext must be '.jpg' or '.png', but got {image_ext!r}")
-    root = Path(out_dir)
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"out_dir must be empty or absent, but {str(root)!r} holds files")
+    root = prepare_yolo_folder(out_dir, val_fraction, image_ext)
     n_worlds = math.ceil(images / chips_per_world)
-    state = np.random.SeedSequence([seed, 0xAE7]).generate_state(2 * n_worlds + 8, dtype=np.uint64)
-    world_seeds = list(dict.fromkeys(int(s) & (2**62 - 1) for s in state))[:n_worlds]
-    n_val = round(val_fraction * n_worlds)
-    if val_fraction > 0 and n_worlds >= 2:
-        n_val = min(max(n_val, 1), n_worlds - 1)
-    val_set = {world_seeds[int(i)] for i in np.random.default_rng([seed, 0x5B17]).permutation(n_worlds)[:n_val]}
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    world_seeds, val_set = split_seeds(seed, 0xAE7, n_worlds, val_fraction, np.random.default_rng([seed, 0x5B17]))
     label_ids = {SYNTHETIC_CLASSES.index(c) for c in wanted}
     manifest: list[dict[str, Any]] = []
     counts = {"train": 0, "val": 0}

@@ -149,6 +149,34 @@ def _sparse_frames(rng: np.random.Generator, frame_count: int, k: int) -> list[i
     return [int(rng.integers(int(edges[i]), max(int(edges[i + 1]), int(edges[i]) + 1))) for i in range(k)]
 
 
+def prepare_yolo_folder(out_dir: str | os.PathLike[str], val_fraction: float, image_ext: str) -> Path:
+    """Check a dataset writer's common arguments and make the empty images/ and labels/ folders."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in [0, 1), but got {val_fraction}")
+    if image_ext not in (".jpg", ".png"):
+        raise ValueError(f"image_ext must be '.jpg' or '.png', but got {image_ext!r}")
+    root = Path(out_dir)
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(f"out_dir must be empty or absent, but {str(root)!r} holds files")
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def split_seeds(
+    seed: int, salt: int, count: int, val_fraction: float, rng: np.random.Generator
+) -> tuple[list[int], set[int]]:
+    """`count` distinct scene (or world) seeds drawn from `seed`, and those of them that go to val:
+    whole scenes fall on one side, so nothing leaks across the split."""
+    state = np.random.SeedSequence([seed, salt]).generate_state(2 * count + 8, dtype=np.uint64)
+    seeds = list(dict.fromkeys(int(s) & (2**62 - 1) for s in state))[:count]
+    n_val = round(val_fraction * count)
+    if val_fraction > 0 and count >= 2:
+        n_val = min(max(n_val, 1), count - 1)
+    return seeds, {seeds[int(i)] for i in rng.permutation(count)[:n_val]}
+
+
 def write_yolo_dataset(
     out_dir: str | os.PathLike[str],
     n_images: int,
@@ -177,26 +205,12 @@ def write_yolo_dataset(
         raise ValueError(f"n_images must be >= 1, but got {n_images}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, but got {seed}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in [0, 1), but got {val_fraction}")
     if frames_per_scene < 1:
         raise ValueError(f"frames_per_scene must be >= 1, but got {frames_per_scene}")
-    if image_ext not in (".jpg", ".png"):
-        raise ValueError(f"image_ext must be '.jpg' or '.png', but got {image_ext!r}")
-    root = Path(out_dir)
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"out_dir must be empty or absent, but {str(root)!r} holds files")
+    root = prepare_yolo_folder(out_dir, val_fraction, image_ext)
     n_scenes = math.ceil(n_images / frames_per_scene)
-    state = np.random.SeedSequence([seed, 0xD5E7]).generate_state(2 * n_scenes + 8, dtype=np.uint64)
-    scene_seeds = list(dict.fromkeys(int(s) & (2**62 - 1) for s in state))[:n_scenes]
     rng = np.random.default_rng([seed, 0x5B17])
-    n_val = round(val_fraction * n_scenes)
-    if val_fraction > 0 and n_scenes >= 2:
-        n_val = min(max(n_val, 1), n_scenes - 1)
-    val_set = {scene_seeds[int(i)] for i in rng.permutation(n_scenes)[:n_val]}
-    for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    scene_seeds, val_set = split_seeds(seed, 0xD5E7, n_scenes, val_fraction, rng)
     manifest: list[dict[str, Any]] = []
     counts = {"train": 0, "val": 0}
     per_class: Counter[str] = Counter()

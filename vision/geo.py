@@ -489,7 +489,9 @@ def read_drone_shot(path: str | os.PathLike[str], *, intrinsics: CameraIntrinsic
             make, model = _text(exif.get(_TAG_MAKE)), _text(exif.get(_TAG_MODEL))
     except FileNotFoundError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, ImportError) as e:
+        # ImportError: where ultralytics is loaded it patches Image.open to import a HEIF plugin for
+        # files Pillow cannot identify, and that plugin is not installed
         raise DroneMetadataError(f"{name}: not a readable image with EXIF ({type(e).__name__}: {e})") from e
 
     packet = _find_xmp(p)

@@ -310,6 +310,21 @@ def test_a_corrupt_file_raises_drone_metadata_error(tmp_path, content):
         read_drone_shot(path)
 
 
+@pytest.mark.train
+def test_a_corrupt_file_is_named_where_ultralytics_has_patched_pillow(tmp_path, monkeypatch):
+    """ultralytics replaces PIL.Image.open with one that imports a HEIF plugin (not installed) for
+    files Pillow cannot identify: in a process that trains, that must still be a clear error."""
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    from ultralytics.utils import patches
+
+    monkeypatch.setattr("PIL.Image.open", patches.image_open)
+    monkeypatch.setattr(patches, "_pil_plugins_registered", False, raising=False)
+    path = tmp_path / "broken.JPG"
+    path.write_bytes(b"not an image at all")
+    with pytest.raises(DroneMetadataError, match=r"broken\.JPG"):
+        read_drone_shot(path)
+
+
 @pytest.mark.parametrize(
     "packet",
     [

@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-import yaml
 
 from datasets.errors import DatasetError
+from datasets.yolo import write_data_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -453,13 +453,7 @@ def build_dataset(
     for doc in source_docs:
         doc["share_of_train"] = round(doc.get("train_images", doc.get("images", 0)) / max(1, train_total), 4)
 
-    data = {
-        "path": str(out_dir.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(classes)),
-    }
-    (out_dir / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_data_yaml(out_dir, classes)
     digest = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(file_hashes.items())).encode()).hexdigest()
     document = {
         "format": MANIFEST_FORMAT,

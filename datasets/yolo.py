@@ -43,6 +43,15 @@ def dataset_names(data_yaml: Path) -> list[str]:
     raise DatasetError(f"{data_yaml} declares no class names")
 
 
+def write_data_yaml(root: Path, classes: Sequence[str]) -> Path:
+    """Write `root`/data.yaml naming its train and val image folders and its classes in id order."""
+    data = {"path": str(Path(root).resolve()), "train": "images/train", "val": "images/val",
+            "names": dict(enumerate(classes))}  # fmt: skip
+    path = Path(root) / "data.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def merge_yolo_datasets(sources: Sequence[Path], out_dir: Path, classes: Sequence[str]) -> MergedDataset:
     """Write `out_dir` with the train and val images of every source dataset (each a folder with
     data.yaml, images/{train,val}, labels/{train,val}), labels renamed into `classes` by name."""
@@ -78,14 +87,7 @@ def merge_yolo_datasets(sources: Sequence[Path], out_dir: Path, classes: Sequenc
                     "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
                 )
                 images[split] += 1
-    data = {
-        "path": str(out_dir.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(classes)),
-    }
-    data_yaml = out_dir / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    data_yaml = write_data_yaml(out_dir, classes)
     return MergedDataset(
         data_yaml,
         dict(images),

@@ -43,7 +43,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
 from datasets.errors import DatasetError, ImageWriteError
 from datasets.synthetic.export import YoloDatasetSummary, prepare_yolo_folder, split_seeds, yolo_label_lines
@@ -61,6 +60,7 @@ from datasets.synthetic.survey import (
     _World,
 )
 from datasets.synthetic.truth import FrameTruth, ObjectTruth
+from datasets.yolo import write_data_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -982,14 +982,7 @@ def write_aerial_yolo_dataset(
             break
     if remaining:
         raise DatasetError(f"wrote {images - remaining} of {images} chips: too few worlds")
-    data = {
-        "path": str(root.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(SYNTHETIC_CLASSES)),
-    }
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    data_yaml = write_data_yaml(root, SYNTHETIC_CLASSES)
     record = {"format": AERIAL_FORMAT, "seed": seed, "classes": list(wanted), "chips": manifest}
     tmp = root / ".chips.json.partial"
     tmp.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")

@@ -44,12 +44,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
 from datasets.errors import DatasetError, ImageWriteError, VideoWriteError
 from datasets.synthetic.scene import SyntheticScene
 from datasets.synthetic.spec import FURNISHED_PRESETS, PRESETS, SYNTHETIC_CLASSES, SceneSpec, sample_scene_spec
 from datasets.synthetic.truth import FrameTruth, SceneTruth
+from datasets.yolo import write_data_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -250,14 +250,7 @@ def write_yolo_dataset(
             break
     if remaining:
         raise DatasetError(f"wrote {n_images - remaining} of {n_images} images: too few frames per scene")
-    data = {
-        "path": str(root.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(SYNTHETIC_CLASSES)),
-    }
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    data_yaml = write_data_yaml(root, SYNTHETIC_CLASSES)
     _write_json_atomic(root / "scenes.json", {"seed": seed, "classes": list(SYNTHETIC_CLASSES), "images": manifest})
     used = {m["scene_seed"] for m in manifest}
     logger.info("wrote YOLO dataset %s: %d train, %d val, %d boxes", root, counts["train"], counts["val"], n_boxes)

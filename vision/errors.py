@@ -36,3 +36,7 @@ class DroneMetadataError(VisionError):
 
 class RegistrationError(VisionError):
     """Two images cannot be registered trustworthily: too few matches or inliers, or a degenerate homography."""
+
+
+class OrthoError(VisionError):
+    """An orthomosaic (GeoTIFF) cannot serve as a baseline; the message names the file and what was wrong."""

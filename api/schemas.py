@@ -518,7 +518,9 @@ class SurveyCreate(BaseModel):
 
     folder: str = Field(min_length=1, max_length=500, description="The flight's folder, inside the drop folder.")
     baseline: str | None = Field(
-        None, max_length=500, description="An earlier flight's folder of the same area, inside the drop folder."
+        None,
+        max_length=500,
+        description="An earlier flight's folder of the same area, or its orthomosaic GeoTIFF, inside the drop folder.",
     )
     permits: str | None = Field(None, max_length=500, description="GeoJSON of permitted parcels, in the drop folder.")
     streets: str | None = Field(None, max_length=500, description="GeoJSON of street polygons, in the drop folder.")

@@ -1,6 +1,6 @@
 """`nonsite survey`: run a drone survey batch from the command line.
 
-    nonsite survey FOLDER [--baseline PREVIOUS_SURVEY] [--permits permits.geojson]
+    nonsite survey FOLDER [--baseline PREVIOUS_SURVEY | ORTHOMOSAIC.tif] [--permits permits.geojson]
                    [--streets streets.geojson] [--out DIR] [--model ONNX] [--db URL]
                    [--evidence DIR --keys DIR] [--no-file] [--config survey.yaml]
 
@@ -35,7 +35,11 @@ def add_commands(sub: Any, vault_arguments: Any) -> None:
         "find new structures against a baseline survey, and seal and file each finding as a case.",
     )
     survey.add_argument("folder", type=Path, help="folder of drone JPEGs (and/or videos with their .SRT files)")
-    survey.add_argument("--baseline", type=Path, help="folder of an earlier survey of the same area")
+    survey.add_argument(
+        "--baseline",
+        type=Path,
+        help="folder of an earlier survey of the same area, or its orthomosaic (a GeoTIFF from ODM, DJI Terra, Pix4D)",
+    )
     survey.add_argument("--permits", type=Path, help="GeoJSON of permitted parcels (permit_no, holder, valid_until)")
     survey.add_argument("--streets", type=Path, help="GeoJSON of street and sidewalk polygons")
     survey.add_argument("--out", type=Path, help="output folder (default: var/surveys/<folder name>)")

@@ -6,15 +6,17 @@ function, so that the embedded mode runs them in-process and distributed workers
 a batch through the Celery tasks of `pipelines.survey_tasks`:
 
 1. `plan_survey` reads every image's metadata (`vision.geo.read_drone_shot`), the
-   baseline survey's, the street and permit polygons, and writes `plan.json`. Images
-   without a position or height, and files that are no image, are listed with the
-   reason; they never stop the batch.
+   baseline survey's (a folder of images, or an orthomosaic GeoTIFF, `vision.ortho`),
+   the street and permit polygons, and writes `plan.json`. Images without a position
+   or height, and files that are no image, are listed with the reason; they never stop
+   the batch.
 2. `process_image` handles one image: tiled detection (`vision.tiling.detect_tiled`),
    each detection projected to the ground (`vision.geo.GroundProjector`); with a
-   baseline, the baseline image whose footprint overlaps it most is registered onto it
-   and its changes judged (`pipelines.survey_structures`). The result goes to
-   `state/<image>.json`, written atomically: a re-run skips the images that are done, so
-   a crash loses at most the image it was on.
+   baseline folder, the baseline image whose footprint overlaps it most is registered
+   onto it (with an orthomosaic, the orthomosaic resampled onto the image's own grid by
+   its geotags), and its changes are judged (`pipelines.survey_structures`). The result
+   goes to `state/<image>.json`, written atomically: a re-run skips the images that are
+   done, so a crash loses at most the image it was on.
 3. `finish_survey` merges the per-image results: stall, umbrella and goods detections
    whose ground point lies in a street polygon become street-occupation findings, one
    per object however many images saw it; structure candidates seen in enough views
@@ -63,7 +65,7 @@ from pipelines.survey_geometry import (
 )
 from pipelines.survey_structures import StructureCandidate, StructureRules, baseline_on_new_grid, compare_pair
 from vision.change import Registration
-from vision.errors import DroneMetadataError, RegistrationError
+from vision.errors import DroneMetadataError, OrthoError, RegistrationError
 from vision.geo import (
     DRONE_CAMERAS,
     CameraIntrinsics,
@@ -76,6 +78,7 @@ from vision.geo import (
     read_drone_shot,
     shot_at,
 )
+from vision.ortho import Orthomosaic, read_orthomosaic, render_view, view_homography
 from vision.tiling import detect_tiled
 
 if TYPE_CHECKING:
@@ -355,6 +358,25 @@ class PlannedImage(_Strict):
     gsd_m: float
 
 
+class OrthoRecord(_Strict):
+    """An orthomosaic used as the baseline: the file, its map grid, and the pyramid level compared with."""
+
+    name: str
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    crs: str
+    level: int
+    width: int  # of the level
+    height: int
+    gsd_m: float  # of the level
+    taken_at: datetime | None
+
+    def identity(self) -> tuple[str, int, int, int]:
+        return (self.path, self.size, self.mtime_ns, self.level)
+
+
 class UnusableImage(_Strict):
     """A file of the survey that cannot be used, and why."""
 
@@ -389,6 +411,11 @@ class SurveyPlan(_Strict):
     streets: tuple[dict[str, Any], ...]
     permits: tuple[dict[str, Any], ...]
     processing_key: str
+    baseline_ortho: OrthoRecord | None = None
+
+    @property
+    def has_baseline(self) -> bool:
+        return bool(self.baseline_images) or self.baseline_ortho is not None
 
     def image(self, name: str) -> PlannedImage:
         for image in self.images:
@@ -588,11 +615,48 @@ def _plan_folder(
     return usable, unusable
 
 
-def _processing_key(config: SurveyConfig, model: ModelRecord, baseline_images: Sequence[PlannedImage]) -> str:
+def _processing_key(
+    config: SurveyConfig, model: ModelRecord, baseline_images: Sequence[PlannedImage], ortho: OrthoRecord | None
+) -> str:
     processing = config.model_dump(mode="json", include={"tiling", "occupation", "change"})
-    identity = [(b.name, b.size, b.mtime_ns) for b in baseline_images]
+    identity: list[Any] = [(b.name, b.size, b.mtime_ns) for b in baseline_images]
+    if ortho is not None:
+        identity.append([ortho.sha256, ortho.level])
     text = json.dumps({"config": processing, "model": model.sha256, "baseline": identity}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
+    """The orthomosaic's record, at the coarsest level still as fine as the survey's median pixel."""
+    try:
+        ortho = read_orthomosaic(path)
+    except OrthoError as e:
+        raise SurveyError(f"baseline orthomosaic {e}") from e
+    gsd = float(np.median([i.gsd_m for i in images])) if images else ortho.gsd_m
+    level = ortho.level_for(gsd)
+    stat = path.stat()
+    width, height = ortho.levels[level]
+    return OrthoRecord(
+        name=path.name,
+        path=str(path.resolve()),
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        sha256=_file_sha256(path),
+        crs=ortho.crs,
+        level=level,
+        width=width,
+        height=height,
+        gsd_m=round(ortho.level_gsd_m(level), 5),
+        taken_at=ortho.taken_at,
+    )
 
 
 def plan_survey(
@@ -608,9 +672,11 @@ def plan_survey(
 ) -> SurveyPlan:
     """Read the metadata of a survey (and its baseline) and write `out_dir/plan.json`.
 
-    Raises `SurveyError` for a missing or empty folder, a missing baseline folder, a
-    baseline without one usable image, and unreadable polygon files. Images that cannot
-    be geo-referenced are listed in the plan with the reason, not raised.
+    `baseline` is the folder of an earlier flight's images, or an orthomosaic GeoTIFF
+    of the area. Raises `SurveyError` for a missing or empty folder, a missing baseline,
+    a baseline folder without one usable image, an orthomosaic that cannot be used, and
+    unreadable polygon files. Images that cannot be geo-referenced are listed in the
+    plan with the reason, not raised.
     """
     config = config or SurveyConfig()
     root, out = Path(folder), Path(out_dir)
@@ -618,7 +684,12 @@ def plan_survey(
     images, unusable = _plan_folder(root, config, frames / "survey", "survey")
     baseline_images: list[PlannedImage] = []
     baseline_unusable: list[UnusableImage] = []
-    if baseline is not None:
+    ortho: OrthoRecord | None = None
+    if baseline is not None and not Path(baseline).exists():
+        raise SurveyError(f"baseline {baseline} does not exist: give an earlier survey's folder or its orthomosaic")
+    if baseline is not None and Path(baseline).is_file():
+        ortho = _plan_ortho(Path(baseline), images)
+    elif baseline is not None:
         baseline_images, baseline_unusable = _plan_folder(Path(baseline), config, frames / "baseline", "baseline")
         if not baseline_images:
             reasons = "; ".join(f"{u.name}: {u.reason}" for u in baseline_unusable[:3])
@@ -642,7 +713,8 @@ def plan_survey(
         baseline_unusable=tuple(baseline_unusable),
         streets=tuple(p.to_json() for p in street_polygons),
         permits=tuple(p.to_json() for p in permit_polygons),
-        processing_key=_processing_key(config, model, baseline_images),
+        processing_key=_processing_key(config, model, baseline_images, ortho),
+        baseline_ortho=ortho,
     )
     _write_json(out / "plan.json", plan.model_dump(mode="json"))
     logger.info("planned %d images (%d unusable) in %s", len(images), len(unusable), out)
@@ -696,7 +768,9 @@ class ChangeRecord(_Strict):
 
     baseline: str | None = None
     baseline_sha256: str | None = None
-    homography: tuple[tuple[float, float, float], ...] | None = None  # new-image pixels → baseline pixels
+    homography: tuple[tuple[float, float, float], ...] | None = (
+        None  # new-image pixels → baseline pixels (an orthomosaic's: of its level)
+    )
     inliers: int = 0
     reprojection_error_px: float | None = None
     regions: int = 0
@@ -841,6 +915,119 @@ def _geo_check(new: PlannedImage, base: PlannedImage, limit_m: float) -> Callabl
     return accept
 
 
+def _view_check(gsd_m: float, size: tuple[int, int], limit_m: float) -> Callable[[Registration], None]:
+    """Refuse a registration onto an orthomosaic's view that moves the image's centre farther than `limit_m`.
+
+    The view was resampled onto the image's grid by the image's geotags, so a true
+    registration is close to the identity: only the geotags' own error remains.
+    """
+    centre = np.array([[size[0] / 2 - 0.5, size[1] / 2 - 0.5]])
+
+    def accept(registration: Registration) -> None:
+        offset_m = float(np.linalg.norm(registration.map_points(centre)[0] - centre[0])) * gsd_m
+        if offset_m > limit_m:
+            raise RegistrationError(
+                f"the registration moves the image's centre {offset_m:.0f} m from where its geotags put it on "
+                f"the orthomosaic (more than {limit_m:.0f} m): a false match"
+            )
+
+    return accept
+
+
+class _LoadedOrtho:
+    """One orthomosaic level in memory, shared by every image of a batch in this process."""
+
+    _cache: tuple[tuple[str, int, int, int], tuple[Orthomosaic, np.ndarray, np.ndarray]] | None = None
+
+    @classmethod
+    def get(cls, record: OrthoRecord) -> tuple[Orthomosaic, np.ndarray, np.ndarray]:
+        """The orthomosaic, its level's BGR pixels and data mask; a file changed since planning is refused."""
+        if cls._cache is not None and cls._cache[0] == record.identity():
+            return cls._cache[1]
+        path = Path(record.path)
+        try:
+            stat = path.stat()
+        except OSError as e:
+            raise SurveyError(f"baseline orthomosaic {path} cannot be read: {e}") from e
+        if (stat.st_size, stat.st_mtime_ns) != (record.size, record.mtime_ns) or _file_sha256(path) != record.sha256:
+            raise SurveyError(f"baseline orthomosaic {path} changed since the survey was planned; plan it again")
+        try:
+            ortho = read_orthomosaic(path)
+            pixels, valid = ortho.read(record.level)
+        except OrthoError as e:
+            raise SurveyError(f"baseline orthomosaic {e}") from e
+        pixels.flags.writeable = False
+        valid.flags.writeable = False
+        cls._cache = (record.identity(), (ortho, pixels, valid))
+        return ortho, pixels, valid
+
+
+def _ortho_view(
+    record: OrthoRecord, projector: GroundProjector, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The orthomosaic's level pixels, their homography from the image's grid, and the view and its mask."""
+    ortho, pixels, valid = _LoadedOrtho.get(record)
+    homography = view_homography(ortho, record.level, size, projector.pixels_to_latlon)
+    view, view_valid = render_view(pixels, valid, homography, size)
+    return pixels, homography, view, view_valid
+
+
+def _compare_ortho(
+    plan: SurveyPlan,
+    image: PlannedImage,
+    pixels: np.ndarray,
+    projector: GroundProjector,
+    movers: Sequence[tuple[float, float, float, float]],
+) -> tuple[ChangeRecord, list[StructureRecord]]:
+    """Compare one image with the orthomosaic, resampled onto the image's grid by its geotags, then registered."""
+    record = plan.baseline_ortho
+    assert record is not None
+    change = plan.config.change
+    k = image.shot
+    size = (k.width_px, k.height_px)
+    try:
+        _, to_ortho, view, view_valid = _ortho_view(record, projector, size)
+    except OrthoError as e:
+        return ChangeRecord(error=f"{record.name}: {e}", tried=(record.name,)), []
+    covered = float(view_valid.mean())
+    if covered < change.min_baseline_overlap:
+        return ChangeRecord(error=f"the orthomosaic {record.name} covers {covered:.0%} of it, less than "
+                                  f"{change.min_baseline_overlap:.0%}", tried=(record.name,)), []  # fmt: skip
+    gsd = projector.gsd_m or image.gsd_m
+    try:
+        pair = compare_pair(
+            view,
+            pixels,
+            gsd_m=gsd,
+            pixel_m2=_pixel_area_m2(projector, k.width_px / 2, k.height_px / 2),
+            rules=change.rules(),
+            work_side=change.work_side,
+            min_inliers=change.min_inliers,
+            accept=_view_check(gsd, size, change.max_geo_disagreement_m),
+            baseline_valid=view_valid,
+        )
+    except RegistrationError as e:
+        return ChangeRecord(error=f"{record.name}: {e}", tried=(record.name,)), []
+    structures = [
+        _structure_record(c, projector, "vehicle" if _inside_any(*c.centre_px, movers) else None)
+        for c in pair.candidates
+    ]
+    # new image → view (the registration) → orthomosaic level (the geotags' homography)
+    to_level = to_ortho @ pair.registration.homography
+    to_level /= to_level[2, 2]
+    record_ = ChangeRecord(
+        baseline=record.name,
+        baseline_sha256=record.sha256,
+        homography=tuple((float(r[0]), float(r[1]), float(r[2])) for r in to_level.tolist()),
+        inliers=pair.registration.inliers,
+        reprojection_error_px=round(pair.registration.reprojection_error_px, 3),
+        regions=pair.regions,
+        shaped=pair.shaped,
+        tried=(record.name,),
+    )
+    return record_, [s for s in structures if s is not None]
+
+
 def _inside_any(x: float, y: float, boxes: Sequence[tuple[float, float, float, float]]) -> bool:
     return any(x1 <= x <= x2 and y1 <= y <= y2 for x1, y1, x2, y2 in boxes)
 
@@ -857,6 +1044,8 @@ def _compare(
     `movers` are the boxes of detections that come and go (vehicles, people): a
     structure candidate centred in one is judged `vehicle`.
     """
+    if plan.baseline_ortho is not None:
+        return _compare_ortho(plan, image, pixels, projector, movers)
     change = plan.config.change
     mine = _footprint_en(plan, image)
     mine_area = ring_area(mine)
@@ -989,7 +1178,7 @@ def process_image(plan: SurveyPlan, name: str, *, detector: Detector) -> tuple[I
     change: ChangeRecord | None = None
     structures: list[StructureRecord] = []
     change_s = 0.0
-    if plan.baseline_images:
+    if plan.has_baseline:
         t0 = time.perf_counter()
         change, structures = _compare(plan, image, pixels, projector, movers)
         change_s = time.perf_counter() - t0
@@ -1471,10 +1660,15 @@ def _construction_evidence(
     if change is None or change.homography is None or change.baseline is None:  # pragma: no cover
         raise SurveyError(f"finding {finding.id}: image {name} has no registration to the baseline")
     pixels = _source_pixels(plan, results, name)
-    base = next(b for b in plan.baseline_images if b.name == change.baseline)
-    base_data, base_pixels = read_image(base.path)
-    if hashlib.sha256(base_data).hexdigest() != change.baseline_sha256:
-        raise ImageUnreadableError(f"baseline image {base.name} changed since {name} was compared with it")
+    if plan.baseline_ortho is not None:
+        base_pixels = _LoadedOrtho.get(plan.baseline_ortho)[1]
+        taken_at = plan.baseline_ortho.taken_at
+    else:
+        base = next(b for b in plan.baseline_images if b.name == change.baseline)
+        base_data, base_pixels = read_image(base.path)
+        if hashlib.sha256(base_data).hexdigest() != change.baseline_sha256:
+            raise ImageUnreadableError(f"baseline image {base.name} changed since {name} was compared with it")
+        taken_at = base.shot.taken_at
     x1, y1, x2, y2 = s.bbox_px
     side = int(min(plan.config.crop_max_px, max(plan.config.crop_min_px, 2 * max(x2 - x1, y2 - y1))))
     wx0, wy0, wx1, wy1 = _crop_window((x1 + x2) / 2, (y1 + y2) / 2, side, pixels.shape[1], pixels.shape[0])
@@ -1489,8 +1683,8 @@ def _construction_evidence(
     ]
     details = {
         "crop": {"image": name, "window_px": [wx0, wy0, wx1, wy1], "roof_bbox_px": list(s.bbox_px)},
-        "baseline": {"name": base.name, "sha256": change.baseline_sha256, "taken_at":
-                     base.shot.taken_at.isoformat() if base.shot.taken_at else None,
+        "baseline": {"name": change.baseline, "sha256": change.baseline_sha256,
+                     "taken_at": taken_at.isoformat() if taken_at else None,
                      "homography_new_to_baseline": [list(r) for r in change.homography]},
         "judgement": {"contrast_now": s.contrast_now, "contrast_before": s.contrast_before,
                       "lightness_now": s.lightness_now, "lightness_before": s.lightness_before,
@@ -1794,12 +1988,19 @@ def finish_survey(plan: SurveyPlan, *, casebook: Casebook | None = None, vault: 
         construction: list[SurveyFinding] = []
         skipped: list[SkippedStructure] = []
         rejected: list[RejectedCandidate] = []
-        if plan.baseline_images:
+        if plan.has_baseline:
             construction, skipped, rejected = _construction_findings(plan, results, streets, permits)
         findings = _numbered([*occupation, *construction])
         notes = []
         if not len(streets):
             notes.append("no street polygons were given: no detection counts as street occupation")
+        ortho = plan.baseline_ortho
+        gsd = float(np.median([i.gsd_m for i in plan.images])) if plan.images else 0.0
+        if ortho is not None and gsd and ortho.gsd_m > 2 * gsd:
+            notes.append(
+                f"the orthomosaic's pixels ({ortho.gsd_m:.2f} m) are over twice the survey's ({gsd:.2f} m): "
+                "structures smaller than a few of its pixels cannot be told from what changed around them"
+            )
         wanted = set(plan.config.occupation.classes)
         if not wanted & set(plan.model.names):
             notes.append(
@@ -1832,6 +2033,7 @@ def finish_survey(plan: SurveyPlan, *, casebook: Casebook | None = None, vault: 
             "images_processed": sum(r.status == "done" for r in results.values()),
             "images_unusable": len(plan.unusable) + len(unreadable),
             "baseline_images": len(plan.baseline_images),
+            "baseline_orthomosaics": int(plan.baseline_ortho is not None),
             "images_without_change_analysis": len(no_change),
             "occupation_findings": sum(f.kind == "occupation" for f in findings),
             "construction_findings": sum(f.kind == "construction" for f in findings),

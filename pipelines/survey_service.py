@@ -83,16 +83,21 @@ class SurveyService:
 
     # -- paths --------------------------------------------------------------------------
 
-    def inside(self, relative: str, what: str, *, folder: bool) -> Path:
-        """`relative` resolved inside the drop folder; an error names what was wrong."""
+    def inside(self, relative: str, what: str, *, folder: bool | None) -> Path:
+        """`relative` resolved inside the drop folder: a folder, a file, or (`folder=None`) either.
+
+        An error names what was wrong.
+        """
         if not relative or relative.startswith("/") or "\\" in relative or "\0" in relative:
             raise SurveyError(f"{what} must be a path inside the drop folder, got {relative!r}")
         path = (self.incoming / relative).resolve()
         if not path.is_relative_to(self.incoming.resolve()):
             raise SurveyError(f"{what} {relative!r} lies outside the drop folder")
+        if folder is None and not path.exists():
+            raise SurveyError(f"{what} {relative!r} is neither a folder nor a file in the drop folder")
         if folder and not path.is_dir():
             raise SurveyError(f"{what} {relative!r} is not a folder in the drop folder")
-        if not folder and not path.is_file():
+        if folder is False and not path.is_file():
             raise SurveyError(f"{what} {relative!r} is not a file in the drop folder")
         return path
 
@@ -102,7 +107,7 @@ class SurveyService:
         """Check the request and queue the survey; its id is returned at once."""
         self.inside(request.folder, "folder", folder=True)
         if request.baseline:
-            self.inside(request.baseline, "baseline", folder=True)
+            self.inside(request.baseline, "baseline", folder=None)
         for name, value in (("permits", request.permits), ("streets", request.streets)):
             if value:
                 self.inside(value, name, folder=False)
@@ -157,7 +162,7 @@ class SurveyService:
                 self.inside(request["folder"], "folder", folder=True),
                 out_dir=folder / "out",
                 detector=self._detector,
-                baseline=self.inside(request["baseline"], "baseline", folder=True) if request.get("baseline") else None,
+                baseline=self.inside(request["baseline"], "baseline", folder=None) if request.get("baseline") else None,
                 permits=self.inside(request["permits"], "permits", folder=False) if request.get("permits") else None,
                 streets=self.inside(request["streets"], "streets", folder=False) if request.get("streets") else None,
                 casebook=self.casebook,

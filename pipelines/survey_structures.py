@@ -251,12 +251,15 @@ def compare_pair(
     work_side: int = 1600,
     min_inliers: int = 25,
     accept: Accept | None = None,
+    baseline_valid: np.ndarray | None = None,
 ) -> PairResult:
     """Register `new` onto `baseline`, find what changed, and judge each building-shaped change.
 
     `gsd_m` is the new image's ground sample distance and `pixel_m2` the ground area of
     one of its pixels near the centre. `accept`, given the registration, raises
-    `RegistrationError` to refuse it (e.g. when it disagrees with the geotags). Raises
+    `RegistrationError` to refuse it (e.g. when it disagrees with the geotags).
+    `baseline_valid` marks the baseline pixels that hold data (an orthomosaic's view has
+    none where nothing was flown); nothing is compared elsewhere. Raises
     `RegistrationError` when the two images cannot be registered trustworthily.
     """
     if not (math.isfinite(gsd_m) and gsd_m > 0 and math.isfinite(pixel_m2) and pixel_m2 > 0):
@@ -265,6 +268,10 @@ def compare_pair(
     if accept is not None:
         accept(registration)
     before, valid = baseline_on_new_grid(baseline, new.shape, registration)
+    if baseline_valid is not None:
+        if baseline_valid.shape != baseline.shape[:2]:
+            raise ValueError(f"baseline_valid is {baseline_valid.shape}, the baseline {baseline.shape[:2]}")
+        valid &= baseline_on_new_grid(baseline_valid.astype(np.uint8) * 255, new.shape, registration)[0] > 250
     # vision.change's own vegetation test (excess green alone) takes cyan and blue steel sheets in warm light
     # for vegetation, and they are the commonest illegal rooftop structure: vegetation is judged per roof below
     mask = change_mask(before, new, valid=valid, exclude_vegetation=False)

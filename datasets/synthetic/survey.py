@@ -28,6 +28,9 @@ truth describes.
     permits.geojson             FeatureCollection of permitted parcels (lon/lat), with
                                 permit_no, holder, valid_until
     streets.geojson             carriageway ("road") and sidewalk polygons
+    baseline_ortho.tif          with `orthomosaic=True`: flight 1 as an orthomosaic, an RGBA
+                                GeoTIFF on the UTM grid (as ODM writes it), transparent where
+                                flight 1 saw nothing, with two overviews
     truth.json                  format "nonsite.synthetic.survey/1": origin, camera,
                                 both flights (images, shots, light), structures (centre,
                                 polygon [[lon, lat], ...], area_m2, height_m, permitted,
@@ -63,6 +66,7 @@ from vision.geo import (
     latlon_to_enu,
     read_drone_shot,
 )
+from vision.ortho import write_geotiff
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +182,7 @@ class SurveyTruth:
     permits_path: Path
     streets_path: Path
     truth_path: Path
+    orthomosaic_path: Path | None = None
 
 
 # --- the world ---------------------------------------------------------------------------------
@@ -902,6 +907,77 @@ def _write_flight(
     return paths
 
 
+def utm_crs(lat: float, lon: float) -> str:
+    """The WGS84 UTM zone's EPSG code for a place, e.g. "EPSG:32651" for Hangzhou."""
+    zone = min(60, int((lon + 180.0) // 6.0) + 1)
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def _write_orthomosaic(
+    path: Path,
+    world: _World,
+    scene: _Scene,
+    shots: Sequence[DroneShot],
+    texture: Any,
+    rng: np.random.Generator,
+) -> Path:
+    """Render what the flight saw straight down onto the UTM grid, at the flight's ground sample distance.
+
+    The world is flat, so a nadir pinhole turned to grid north *is* an orthographic
+    map of it: its pixels are fitted to UTM by an affine (checked to 0.05 px). Pixels
+    no image of the flight covers are transparent.
+    """
+    from pyproj import Transformer
+
+    lat0, lon0 = world.origin
+    crs = utm_crs(lat0, lon0)
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    gsd = float(np.median([GroundProjector(s).gsd_m or 0.0 for s in shots]))
+    corners = np.concatenate([GroundProjector(s).footprint_latlon() for s in shots])
+    xs, ys = to_utm.transform(corners[:, 1], corners[:, 0])
+    x0, y1 = math.floor(min(xs) / gsd) * gsd, math.ceil(max(ys) / gsd) * gsd
+    width, height = math.ceil((max(xs) - x0) / gsd), math.ceil((y1 - min(ys)) / gsd)
+    centre_x, centre_y = x0 + width * gsd / 2, y1 - height * gsd / 2
+    (lon_c, lon_n), (lat_c, lat_n) = to_wgs.transform([centre_x, centre_x], [centre_y, centre_y + 100.0])
+    east, north = latlon_to_enu(lat_c, lon_c, lat_n, lon_n)
+    grid_north = math.degrees(math.atan2(east, north))  # the image's top must point along the grid's north
+    altitude, focal = 100.0, 10.0
+    camera = CameraIntrinsics(focal, gsd * focal * width / altitude, gsd * focal * height / altitude, width, height)
+    virtual = DroneShot(
+        lat=lat_c, lon=lon_c, abs_alt_m=None, rel_alt_m=altitude, gimbal_pitch_deg=-90.0,
+        gimbal_yaw_deg=grid_north, flight_yaw_deg=grid_north, taken_at=shots[0].taken_at, make="nonsite",
+        model="orthomosaic", intrinsics=camera,
+    )  # fmt: skip
+    image = _render(world, scene, virtual, texture, rng)
+    projector = GroundProjector(virtual)
+    u, v = np.meshgrid(np.linspace(0, width, 7), np.linspace(0, height, 7))
+    grid = np.stack([u.ravel(), v.ravel()], axis=1)
+    latlon = projector.pixels_to_latlon(grid)
+    gx, gy = to_utm.transform(latlon[:, 1], latlon[:, 0])
+    design = np.column_stack([np.ones(len(grid)), grid])
+    (east0, east_step, _), *_ = np.linalg.lstsq(design, np.asarray(gx), rcond=None)
+    (north0, _, north_step), *_ = np.linalg.lstsq(design, np.asarray(gy), rcond=None)
+    transform = (float(east0), float(east_step), 0.0, float(north0), 0.0, float(north_step))  # north-up, as ODM
+    residual = max(
+        np.abs(design @ np.array([east0, east_step, 0.0]) - gx).max(),
+        np.abs(design @ np.array([north0, 0.0, north_step]) - gy).max(),
+    )
+    if residual > 0.05 * gsd:  # pragma: no cover - a failure of the construction above, not of input
+        raise DatasetError(f"the orthomosaic's grid is off UTM by {residual / gsd:.2f} px")
+    valid = np.zeros((height, width), np.uint8)
+    for shot in shots:
+        ring = GroundProjector(shot).footprint_latlon()
+        rx, ry = to_utm.transform(ring[:, 1], ring[:, 0])
+        px = np.column_stack([(np.asarray(rx) - east0) / east_step, (np.asarray(ry) - north0) / north_step]) - 0.5
+        cv2.fillPoly(valid, [np.round(px * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    try:
+        return write_geotiff(path, image, crs=crs, transform=transform, valid=valid > 0, overviews=2,
+                             taken_at=shots[0].taken_at)  # fmt: skip
+    except OSError as e:
+        raise ImageWriteError(f"cannot write {str(path)!r}") from e
+
+
 def _holder(rng: np.random.Generator) -> str:
     surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
     return f"{surnames[int(rng.integers(len(surnames)))]}某"
@@ -924,6 +1000,7 @@ def write_two_flight_survey(
     model: str = "FC6310",
     permitted_share: float = 0.4,
     quality: int = 90,
+    orthomosaic: bool = False,
 ) -> SurveyTruth:
     """Render a baseline flight and a later survey flight of one synthetic town into `out_dir`.
 
@@ -931,7 +1008,8 @@ def write_two_flight_survey(
     it, so small images keep the real camera's field of view. Camera centres cover
     `area_m` (east × north metres around `origin`), where the structures and stalls are
     put. `permitted_share` of the structures stand in permitted parcels. Deterministic
-    for a seed. `out_dir` must not already hold a survey.
+    for a seed. `out_dir` must not already hold a survey. `orthomosaic` also writes the
+    baseline flight as an orthomosaic GeoTIFF (`baseline_ortho.tif`).
     """
     width, height = image_size
     if width < 64 or height < 64:
@@ -947,7 +1025,7 @@ def write_two_flight_survey(
     if model not in DRONE_CAMERAS:
         raise ValueError(f"model must be one of DRONE_CAMERAS ({', '.join(DRONE_CAMERAS)}), but got {model!r}")
     root = Path(out_dir)
-    for name in ("baseline", "survey", "truth.json"):
+    for name in ("baseline", "survey", "truth.json", "baseline_ortho.tif"):
         if (root / name).exists():
             raise DatasetError(f"{root / name} already exists: write the survey into an empty folder")
     intrinsics = DRONE_CAMERAS[model].for_image_size(width, height)
@@ -993,6 +1071,12 @@ def write_two_flight_survey(
         changes = [structures, stalls] if index == 1 else []
         scene = _scene(world, light, changes, cars)
         paths = _write_flight(root / name, world, scene, shots, texture, seed, index, quality)
+        if index == 0 and orthomosaic:
+            ortho_path: Path | None = _write_orthomosaic(
+                root / "baseline_ortho.tif", world, scene, shots, texture, np.random.default_rng([seed, 150])
+            )
+        elif index == 0:
+            ortho_path = None
         cars_latlon = tuple(
             (float(a), float(b)) for a, b in world.to_latlon(np.array([c.centre_en for c in cars]).reshape(-1, 2))
         )
@@ -1097,6 +1181,7 @@ def write_two_flight_survey(
         permits_path=permits_path,
         streets_path=streets_path,
         truth_path=truth_path,
+        orthomosaic_path=ortho_path,
     )
 
 
@@ -1250,4 +1335,5 @@ def read_survey_truth(out_dir: str | os.PathLike[str]) -> SurveyTruth:
         permits_path=root / "permits.geojson",
         streets_path=root / "streets.geojson",
         truth_path=path,
+        orthomosaic_path=root / "baseline_ortho.tif" if (root / "baseline_ortho.tif").is_file() else None,
     )

@@ -30,7 +30,7 @@ def service(deployment: Deployment, survey: SurveyTruth, tmp_path: Path) -> Iter
     root = survey.survey.images[0].parent.parent
     for name in ("baseline", "survey"):
         shutil.copytree(root / name, service.incoming / "town" / name)
-    for layer in (survey.permits_path, survey.streets_path):
+    for layer in (survey.permits_path, survey.streets_path, survey.orthomosaic_path):
         shutil.copy(layer, service.incoming / "town" / layer.name)
     deployment.client.app.state.services.surveys = service  # type: ignore[attr-defined]
     yield service
@@ -66,13 +66,28 @@ def test_a_survey_runs_in_the_background_and_files_its_findings(deployment: Depl
     assert [s["id"] for s in listed] == [survey_id]
 
 
+def test_a_survey_against_an_orthomosaic_in_the_drop_folder_finds_the_new_structures(
+    deployment: Deployment, service: SurveyService
+) -> None:
+    officer = deployment.login("engineer-sun")
+    body = {"folder": "town/survey", "baseline": "town/baseline_ortho.tif", "permits": "town/permits.geojson"}
+    started = deployment.client.post("/api/surveys", json=body, headers=officer)
+    assert started.status_code == 202, started.text
+    survey_id = started.json()["id"]
+    wait_for(lambda: service.status(survey_id).state in ("done", "failed"), 120, "the survey to finish")
+    done = deployment.client.get(f"/api/surveys/{survey_id}", headers=officer).json()
+    assert done["state"] == "done", done["error"]
+    assert done["baseline"] == "town/baseline_ortho.tif"
+    assert done["counts"]["baseline_orthomosaics"] == 1 and done["counts"]["construction_findings"] >= 1
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
         ({"folder": "../etc"}, "folder", "outside the drop folder"),
         ({"folder": "/etc"}, "folder", "inside the drop folder"),
         ({"folder": "nowhere"}, "folder", "is not a folder"),
-        ({"folder": "town/survey", "baseline": "town/none"}, "baseline", "is not a folder"),
+        ({"folder": "town/survey", "baseline": "town/none"}, "baseline", "is neither a folder nor a file"),
         ({"folder": "town/survey", "permits": "town/survey"}, "permits", "is not a file"),
     ],
 )

@@ -15,6 +15,7 @@ import shapely
 from datasets.errors import DatasetError
 from datasets.synthetic.survey import SurveyTruth, read_survey_truth, write_two_flight_survey
 from vision.geo import GroundProjector, latlon_to_enu_array, read_drone_shot
+from vision.ortho import read_orthomosaic, render_view, view_homography
 
 CONFIG = {
     "seed": 7,
@@ -23,6 +24,7 @@ CONFIG = {
     "n_structures": 4,
     "n_stalls": 6,
     "area_m": (100.0, 80.0),
+    "orthomosaic": True,
 }
 
 
@@ -53,6 +55,7 @@ def test_the_survey_writes_both_flights_and_its_files(survey):
     root = survey.out_dir
     assert sorted(p.name for p in root.iterdir()) == [
         "baseline",
+        "baseline_ortho.tif",
         "permits.geojson",
         "streets.geojson",
         "survey",
@@ -180,6 +183,33 @@ def test_stalls_stand_on_sidewalks_or_at_road_edges(survey):
         else:
             assert any(r.contains(centre) for r in roads) and not any(s.contains(centre) for s in sidewalks), stall.id
         assert list(images_seeing(survey.survey, stall.lat, stall.lon)), f"{stall.id} is in no survey image"
+
+
+def test_the_orthomosaic_is_the_baseline_flight_on_the_utm_grid_and_empty_where_it_did_not_fly(survey):
+    assert survey.orthomosaic_path is not None
+    ortho = read_orthomosaic(survey.orthomosaic_path)
+    assert ortho.crs == "EPSG:32651" and ortho.transform[2] == ortho.transform[4] == 0.0  # north-up, as ODM writes
+    assert len(ortho.levels) == 3
+    pixels, valid = ortho.read()
+    gsd = GroundProjector(survey.baseline.shots[0]).gsd_m
+    assert ortho.gsd_m == pytest.approx(gsd, rel=0.01)
+    assert 0.5 < valid.mean() < 1.0  # the flight's footprints, not the rectangle around them
+    for path, shot in zip(survey.baseline.images, survey.baseline.shots, strict=True):
+        image = cv2.imread(str(path)).astype(np.float32)
+        projector = GroundProjector(shot)
+        k = shot.intrinsics
+        homography = view_homography(ortho, 0, (k.width_px, k.height_px), projector.pixels_to_latlon)
+        view, mask = render_view(pixels, valid, homography, (k.width_px, k.height_px))
+        assert mask.mean() > 0.95  # every image lies inside what was flown
+        # the same pixels as the flight's image, but for vignetting and sensor noise
+        error = np.abs(view.astype(np.float32) - image)[mask].mean()
+        misplaced = np.abs(np.roll(view, 3, axis=1).astype(np.float32) - image)[mask].mean()  # 3 px = 0.6 m off
+        assert error < 6.0 < misplaced, path.name
+    # its bottom-right corner is transparent, and no image of the flight saw that place
+    corner = (ortho.levels[0][0] - 1, ortho.levels[0][1] - 1)
+    assert not valid[corner[1], corner[0]]
+    lat, lon = ortho.pixels_to_latlons([(corner[0] + 0.5, corner[1] + 0.5)])[0]
+    assert not [p for p, _ in images_seeing(survey.baseline, lat, lon, margin=0.0)]
 
 
 def test_the_truth_file_reads_back_as_what_was_returned(survey):

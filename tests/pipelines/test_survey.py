@@ -40,12 +40,14 @@ from pipelines.survey import (
     TilingConfig,
     load_plan,
     plan_survey,
+    process_image,
     run_survey,
     state_path,
 )
 from pipelines.survey_geometry import PlanarPolygons, polygons_from_geojson
 from tests.pipelines.survey_detector import SHA, TruthDetector, truth_objects
 from vision.geo import GroundProjector, latlon_to_enu_array, read_drone_shot
+from vision.ortho import read_orthomosaic, write_geotiff
 
 TILE = 256
 CONFIG = SurveyConfig(tiling=TilingConfig(tile=TILE), change=ChangeConfig(min_inliers=12))
@@ -66,6 +68,7 @@ def survey(tmp_path_factory: pytest.TempPathFactory) -> SurveyTruth:
         n_structures=4,
         n_stalls=6,
         area_m=(90.0, 60.0),
+        orthomosaic=True,
     )
 
 
@@ -143,8 +146,8 @@ def test_occupation_classes_off_the_streets_are_counted_not_reported(filed):
 # --- new structures ---------------------------------------------------------------------------------
 
 
-def test_new_structures_without_a_permit_are_found_where_they_stand_and_measured(filed):
-    survey, report = filed.survey, filed.report
+def assert_new_structures_found(survey: SurveyTruth, report: SurveyReport) -> None:
+    """Every unpermitted structure is one finding where it stands, measured; nothing else is."""
     unpermitted = [s for s in survey.structures if not s.permitted]
     assert unpermitted
     assert len(report.construction) == len(unpermitted)  # and nothing else
@@ -158,6 +161,10 @@ def test_new_structures_without_a_permit_are_found_where_they_stand_and_measured
         outline = shapely.geometry.Polygon([(lon, lat) for lat, lon in finding.outline])
         truth = shapely.geometry.Polygon(structure.polygon_lonlat)
         assert outline.is_valid and outline.intersection(truth).area > 0.7 * truth.area
+
+
+def test_new_structures_without_a_permit_are_found_where_they_stand_and_measured(filed):
+    assert_new_structures_found(filed.survey, filed.report)
 
 
 def test_structures_in_a_permitted_parcel_are_skipped_with_their_permit_numbers(filed):
@@ -277,6 +284,92 @@ def test_running_the_survey_again_processes_nothing_and_files_nothing(filed):
     assert (filed.out / "filed.json").read_text() == filed_json
 
 
+# --- an orthomosaic as the baseline ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ortho_filed(survey: SurveyTruth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FiledRun]:
+    root = tmp_path_factory.mktemp("ortho")
+    db = Database(f"sqlite:///{root / 'cases.db'}")
+    vault = Vault(root / "evidence", root / "keys")
+    book = Casebook(db, vault)
+    detector = TruthDetector.for_survey(survey, tile=TILE)
+    assert survey.orthomosaic_path is not None
+    report = run_survey(survey.survey.images[0].parent, out_dir=root / "out", detector=detector,
+                        baseline=survey.orthomosaic_path, permits=survey.permits_path, streets=survey.streets_path,
+                        config=CONFIG, casebook=book, vault=vault)  # fmt: skip
+    yield FiledRun(report, book, vault, root / "out", detector, survey)
+    vault.close()
+    db.close()
+
+
+def test_against_the_baseline_orthomosaic_the_same_structures_are_found_and_permits_skipped(ortho_filed):
+    survey, report = ortho_filed.survey, ortho_filed.report
+    assert report.counts["baseline_orthomosaics"] == 1 and report.counts["baseline_images"] == 0
+    assert report.counts["images_without_change_analysis"] == 0
+    assert_new_structures_found(survey, report)
+    permitted = sorted(s.permit_no for s in survey.structures if s.permitted)
+    assert sorted(s.permit_no for s in report.skipped_permitted) == permitted
+    plan = load_plan(ortho_filed.out)
+    assert plan.baseline_ortho is not None and plan.baseline_images == ()
+    assert (plan.baseline_ortho.crs, plan.baseline_ortho.level) == ("EPSG:32651", 0)  # as fine as the survey's pixels
+    assert plan.baseline_ortho.sha256 == hashlib.sha256(survey.orthomosaic_path.read_bytes()).hexdigest()
+
+
+def test_an_orthomosaic_finding_seals_the_orthomosaic_crop_beside_the_new_one(ortho_filed, filed):
+    survey = ortho_filed.survey
+    assert survey.orthomosaic_path is not None
+    sha = hashlib.sha256(survey.orthomosaic_path.read_bytes()).hexdigest()
+
+    def crops(run: FiledRun, finding_id: str) -> tuple[dict, np.ndarray]:
+        package, files = load_package(run.vault.store, next(f for f in run.report.findings if f.id == finding_id)
+                                      .package_id)  # fmt: skip
+        before = cv2.imdecode(np.frombuffer(files["before.png"], np.uint8), cv2.IMREAD_GRAYSCALE)
+        return package.manifest["violation"], before.astype(np.float32)
+
+    for finding in ortho_filed.report.construction:
+        violation, before = crops(ortho_filed, finding.id)
+        assert (violation["baseline"]["name"], violation["baseline"]["sha256"]) == ("baseline_ortho.tif", sha)
+        assert violation["baseline"]["taken_at"] == "2026-04-08T10:00:00"  # the GeoTIFF's DateTime
+        # the same place cut from the baseline flight's own image: the orthomosaic was made from that flight
+        (twin,) = [
+            f for f in filed.report.construction if distance_m(survey, (f.lat, f.lon), (finding.lat, finding.lon)) < 2.0
+        ]
+        twin_violation, twin_before = crops(filed, twin.id)
+        assert twin_violation["crop"] == violation["crop"]  # the same view of the new flight, the same window
+        off = np.abs(np.roll(twin_before, 8, axis=1) - before).mean()  # as if 8 px (1.6 m) misplaced
+        assert np.abs(twin_before - before).mean() < 6.0 < off
+
+
+def test_an_orthomosaic_of_another_place_compares_no_image_and_says_so(survey, tmp_path):
+    assert survey.orthomosaic_path is not None
+    ortho = read_orthomosaic(survey.orthomosaic_path)
+    pixels, valid = ortho.read()
+    t = ortho.transform
+    elsewhere = write_geotiff(tmp_path / "elsewhere.tif", pixels, crs=ortho.crs, transform=(t[0] + 5000.0, *t[1:]),
+                              valid=valid)  # fmt: skip
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    for p in survey.survey.images[:2]:
+        shutil.copy(p, folder / p.name)
+    report = run_survey(folder, out_dir=tmp_path / "out", detector=TruthDetector.for_survey(survey, tile=TILE),
+                        baseline=elsewhere, config=CONFIG)  # fmt: skip
+    assert report.counts["images_without_change_analysis"] == 2 and not report.construction
+    reasons = [i.change for i in report.images]
+    assert all(r is not None and "the orthomosaic elsewhere.tif covers 0% of it" in r for r in reasons), reasons
+
+
+def test_an_orthomosaic_changed_after_planning_is_refused_by_the_workers(survey, tmp_path):
+    assert survey.orthomosaic_path is not None
+    ortho = shutil.copy(survey.orthomosaic_path, tmp_path / "ortho.tif")
+    plan = plan_survey(survey.survey.images[0].parent, out_dir=tmp_path / "out", model=_model(), baseline=ortho,
+                       config=CONFIG)  # fmt: skip
+    with open(ortho, "ab") as f:
+        f.write(b"\0" * 16)  # still a readable TIFF, but not the one planned with
+    with pytest.raises(SurveyError, match=r"ortho\.tif changed since the survey was planned"):
+        process_image(plan, plan.images[0].name, detector=TruthDetector.for_survey(survey, tile=TILE))
+
+
 # --- resuming and bad input --------------------------------------------------------------------------
 
 
@@ -363,8 +456,9 @@ def test_images_that_cannot_be_used_are_named_with_the_reason_and_the_rest_run(s
     [
         ("empty folder", "holds no drone photos or videos"),
         ("missing folder", "survey folder .* does not exist"),
-        ("missing baseline", "baseline folder .* does not exist"),
+        ("missing baseline", "baseline .* does not exist: give an earlier survey's folder or its orthomosaic"),
         ("baseline without metadata", "holds no geo-referenced image"),
+        ("baseline image, not an orthomosaic", "baseline orthomosaic .*DJI_0001.JPG is not a readable TIFF"),
         ("streets not geojson", "streets file .* is not readable GeoJSON"),
         ("streets in lat, lon order", "not a longitude, latitude pair"),
     ],
@@ -378,6 +472,8 @@ def test_a_survey_that_cannot_run_says_why(survey, tmp_path, case, message):
         folder = tmp_path / "nowhere"
     elif case == "missing baseline":
         kwargs["baseline"] = tmp_path / "nowhere"
+    elif case == "baseline image, not an orthomosaic":
+        kwargs["baseline"] = survey.baseline.images[0]
     elif case == "baseline without metadata":
         (tmp_path / "old").mkdir()
         _without_metadata(survey.baseline.images[0], tmp_path / "old" / "A.JPG")
@@ -559,7 +655,7 @@ def test_the_command_says_why_a_survey_cannot_run(survey, tmp_path, monkeypatch,
     args = _parser().parse_args(["survey", str(survey.survey.images[0].parent), "--baseline", str(tmp_path / "x"),
                                  "--model", str(model), "--out", str(tmp_path / "out"), "--no-file"])  # fmt: skip
     assert survey_cli.cmd_survey(args) == 1
-    assert "error: baseline folder" in capsys.readouterr().err
+    assert f"error: baseline {tmp_path / 'x'} does not exist" in capsys.readouterr().err
 
 
 def test_the_default_model_is_the_aerial_one_when_it_exists(tmp_path, monkeypatch):

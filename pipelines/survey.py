@@ -65,6 +65,7 @@ from pipelines.survey_geometry import (
 )
 from pipelines.survey_structures import StructureCandidate, StructureRules, baseline_on_new_grid, compare_pair
 from vision.change import Registration
+from vision.detectors.base import file_sha256
 from vision.errors import DroneMetadataError, OrthoError, RegistrationError
 from vision.geo import (
     DRONE_CAMERAS,
@@ -626,14 +627,6 @@ def _processing_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
     """The orthomosaic's record, at the coarsest level still as fine as the survey's median pixel."""
     try:
@@ -649,7 +642,7 @@ def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
         path=str(path.resolve()),
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
-        sha256=_file_sha256(path),
+        sha256=file_sha256(path),
         crs=ortho.crs,
         level=level,
         width=width,
@@ -949,7 +942,7 @@ class _LoadedOrtho:
             stat = path.stat()
         except OSError as e:
             raise SurveyError(f"baseline orthomosaic {path} cannot be read: {e}") from e
-        if (stat.st_size, stat.st_mtime_ns) != (record.size, record.mtime_ns) or _file_sha256(path) != record.sha256:
+        if (stat.st_size, stat.st_mtime_ns) != (record.size, record.mtime_ns) or file_sha256(path) != record.sha256:
             raise SurveyError(f"baseline orthomosaic {path} changed since the survey was planned; plan it again")
         try:
             ortho = read_orthomosaic(path)

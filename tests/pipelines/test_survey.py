@@ -82,12 +82,15 @@ class FiledRun:
     survey: SurveyTruth
 
 
-def _run(survey: SurveyTruth, out: Path, detector: TruthDetector, **kwargs: object) -> SurveyReport:
+def _run(
+    survey: SurveyTruth, out: Path, detector: TruthDetector, baseline: Path | None = None, **kwargs: object
+) -> SurveyReport:
+    """The survey against its baseline flight's folder (or `baseline`), with its permits and streets."""
     return run_survey(
         survey.survey.images[0].parent,
         out_dir=out,
         detector=detector,
-        baseline=survey.baseline.images[0].parent,
+        baseline=baseline or survey.baseline.images[0].parent,
         permits=survey.permits_path,
         streets=survey.streets_path,
         config=CONFIG,
@@ -95,17 +98,20 @@ def _run(survey: SurveyTruth, out: Path, detector: TruthDetector, **kwargs: obje
     )
 
 
-@pytest.fixture(scope="module")
-def filed(survey: SurveyTruth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FiledRun]:
-    root = tmp_path_factory.mktemp("filed")
+def _filed_run(survey: SurveyTruth, root: Path, baseline: Path | None = None) -> Iterator[FiledRun]:
     db = Database(f"sqlite:///{root / 'cases.db'}")
     vault = Vault(root / "evidence", root / "keys")
     book = Casebook(db, vault)
     detector = TruthDetector.for_survey(survey, tile=TILE)
-    report = _run(survey, root / "out", detector, casebook=book, vault=vault)
+    report = _run(survey, root / "out", detector, baseline, casebook=book, vault=vault)
     yield FiledRun(report, book, vault, root / "out", detector, survey)
     vault.close()
     db.close()
+
+
+@pytest.fixture(scope="module")
+def filed(survey: SurveyTruth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FiledRun]:
+    yield from _filed_run(survey, tmp_path_factory.mktemp("filed"))
 
 
 def en(survey: SurveyTruth, lat: float, lon: float) -> np.ndarray:
@@ -289,18 +295,8 @@ def test_running_the_survey_again_processes_nothing_and_files_nothing(filed):
 
 @pytest.fixture(scope="module")
 def ortho_filed(survey: SurveyTruth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FiledRun]:
-    root = tmp_path_factory.mktemp("ortho")
-    db = Database(f"sqlite:///{root / 'cases.db'}")
-    vault = Vault(root / "evidence", root / "keys")
-    book = Casebook(db, vault)
-    detector = TruthDetector.for_survey(survey, tile=TILE)
     assert survey.orthomosaic_path is not None
-    report = run_survey(survey.survey.images[0].parent, out_dir=root / "out", detector=detector,
-                        baseline=survey.orthomosaic_path, permits=survey.permits_path, streets=survey.streets_path,
-                        config=CONFIG, casebook=book, vault=vault)  # fmt: skip
-    yield FiledRun(report, book, vault, root / "out", detector, survey)
-    vault.close()
-    db.close()
+    yield from _filed_run(survey, tmp_path_factory.mktemp("ortho"), survey.orthomosaic_path)
 
 
 def test_against_the_baseline_orthomosaic_the_same_structures_are_found_and_permits_skipped(ortho_filed):

@@ -101,7 +101,11 @@ def add_commands(sub: Any, vault_arguments: Any, positive_int: Any) -> None:
 
     train = sub.add_parser("train", help="train a detector on a dataset offline, export ONNX with a card")
     train.add_argument("--data", type=Path, required=True, help="dataset folder (or its data.yaml)")
-    train.add_argument("--base", default="yolov8n.yaml", help="a .pt to fine-tune, or an ultralytics .yaml")
+    train.add_argument(
+        "--base",
+        default="yolov8n.yaml",
+        help="a .pt to fine-tune, one of nonsite's ONNX models (its weights are recovered), or an ultralytics .yaml",
+    )
     train.add_argument("--out", type=Path, default=Path("var/train/models"), help="where the model and card go")
     train.add_argument("--name", default=None, help="model name (default: from the dataset version)")
     train.add_argument("--epochs", type=positive_int, default=50)
@@ -113,6 +117,13 @@ def add_commands(sub: Any, vault_arguments: Any, positive_int: Any) -> None:
     train.add_argument("--time-hours", type=float, default=None, help="stop training after this long")
     train.add_argument("--quantize", action="store_true", help="also make a static INT8 model; kept if it loses <1pt")
     train.add_argument("--register", type=Path, default=None, help="register the result in this model registry")
+    train.add_argument(
+        "--hyp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an ultralytics training setting, e.g. --hyp mosaic=0 --hyp fliplr=0 (augmentation off); repeatable",
+    )
 
     models = sub.add_parser("models", help="the model registry: versions, gates, promotion, shadow runs")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -218,6 +229,60 @@ def _deployed_classes(registry_root: Path) -> list[str]:
     return list(create_detector({"type": "onnx_yolo", "path": path}).names)
 
 
+#: training settings `nonsite train` decides itself (its own options, or the offline rules)
+MANAGED_SETTINGS = frozenset(
+    {"data", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "project", "name", "exist_ok",
+     "plots", "model", "resume", "deterministic", "verbose", "mode", "task"}
+)  # fmt: skip
+
+
+def parse_hyp(items: list[str], known: set[str]) -> dict[str, Any]:
+    """['mosaic=0', 'hsv_h=0.0'] -> {'mosaic': 0, 'hsv_h': 0.0}; values read as YAML scalars.
+
+    A key ultralytics does not know, or one `nonsite train` sets itself, is refused by name."""
+    import yaml
+
+    from nonsite.cli import CommandError
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise CommandError(f"--hyp takes KEY=VALUE, got {item!r}")
+        if key in MANAGED_SETTINGS:
+            raise CommandError(f"--hyp {key} is set by nonsite train itself; use its own option (see --help)")
+        if key not in known:
+            raise CommandError(f"--hyp {key} is not an ultralytics training setting")
+        try:
+            settings[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise CommandError(f"--hyp {key}: {value!r} is not a value: {e}") from e
+    return settings
+
+
+def _base_weights(base: str, out: Path, name: str) -> tuple[str, str]:
+    """The weights to start from, and how the card names the parent: an ONNX model's are recovered."""
+    from nonsite.cli import CommandError
+
+    path = Path(base)
+    if path.suffix.lower() != ".onnx":
+        return base, base
+    from models.errors import ModelsError
+    from models.recover import recover_weights
+    from vision.detectors.base import file_sha256
+
+    if not path.is_file():
+        raise CommandError(f"base model {path} does not exist")
+    recovered = out / f"{name}.base.pt"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        recover_weights(path, recovered)
+    except ModelsError as e:
+        raise CommandError(f"cannot fine-tune from {path}: {e}") from e
+    return str(recovered), f"{path.name} (sha256 {file_sha256(path)}), weights recovered by models.recover"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from datasets.build import read_manifest
     from models.evaluate_detect import evaluate_model, load_eval_set
@@ -227,6 +292,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     manifest = read_manifest(data_yaml)
     doc = manifest.document
     name = args.name or f"nonsite-{manifest.version}"
+    hyp: dict[str, Any] = {}
+    if args.hyp:
+        from models.export import load_ultralytics
+
+        load_ultralytics()
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        hyp = parse_hyp(args.hyp, set(DEFAULT_CFG_DICT))
+    base, parent = _base_weights(args.base, args.out, name)
     training_data = {
         "dataset": str(manifest.path),
         "dataset_version": manifest.version,
@@ -241,7 +315,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data=data_yaml,
         out_dir=args.out,
         name=name,
-        base=args.base,
+        base=base,
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
@@ -252,6 +326,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         training_data=training_data,
         command=args.command_line,
         metrics_label=f"dataset {manifest.version} val (ultralytics)",
+        **hyp,
     )
     print(f"trained {result.epochs} epochs in {result.seconds:.0f} s on {args.device}")
     report = evaluate_model(result.onnx, data_yaml, imgsz=args.imgsz)
@@ -259,6 +334,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     card = json.loads(result.card.read_text(encoding="utf-8"))
     metrics = {**card["metrics"], f"dataset {manifest.version} val": report.to_json()}
     extra = {k: card[k] for k in ("epochs", "train_seconds", "device") if k in card}
+    if hyp:
+        extra["hyperparameters"] = hyp
     if args.quantize:
         from models.quantize import quantize_and_compare
 
@@ -270,7 +347,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"INT8: mAP50 {quant.int8_map50:.3f} against {quant.fp32_map50:.3f} FP32, "
               f"{quant.speedup:.2f}x faster on this CPU: {verdict}")  # fmt: skip
     write_card(
-        result.onnx, parent=card["parent"], metrics=metrics, training_data=training_data,
+        result.onnx, parent=parent, metrics=metrics, training_data=training_data,
         command=card["command"], extra=extra,
     )  # fmt: skip
     print(f"wrote {result.onnx} and {result.card}")

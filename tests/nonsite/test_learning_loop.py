@@ -99,3 +99,39 @@ def test_train_evaluate_register_gate_promote_and_the_cameras_switch(day: Path, 
     assert slot.detector.info.sha256 == candidate.sha256
     last = registry.history()[-1]
     assert (last["event"], last["forced"], last["reason"]) == ("promote", True, "loop test")
+
+
+def test_training_settings_are_checked_by_name_and_read_as_values() -> None:
+    from nonsite.cli import CommandError
+    from nonsite.learning_cli import parse_hyp
+
+    known = {"mosaic", "hsv_h", "fliplr", "optimizer", "cos_lr"}
+    assert parse_hyp(["mosaic=0", "hsv_h=0.015", "optimizer=AdamW", "cos_lr=true"], known) == {
+        "mosaic": 0, "hsv_h": 0.015, "optimizer": "AdamW", "cos_lr": True
+    }  # fmt: skip
+    with pytest.raises(CommandError, match="--hyp mosiac is not an ultralytics training setting"):
+        parse_hyp(["mosiac=0"], known)
+    with pytest.raises(CommandError, match="--hyp epochs is set by nonsite train itself"):
+        parse_hyp(["epochs=3"], known | {"epochs"})
+    with pytest.raises(CommandError, match="--hyp takes KEY=VALUE, got 'mosaic'"):
+        parse_hyp(["mosaic"], known)
+
+
+@pytest.mark.train
+def test_a_shipped_onnx_model_is_fine_tuned_from_its_recovered_weights_with_settings_in_the_card(
+    day: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset, models = tmp_path / "ds", tmp_path / "models"
+    assert main(["dataset", "build", *store_args(day), "--out", str(dataset)]) == 0
+    train = ["train", "--data", str(dataset), "--epochs", "1", "--imgsz", "64", "--batch", "8", "--device", "cpu",
+             "--workers", "0", "--out", str(models), "--name", "tuned",
+             "--base", str(starter_model_path())]  # fmt: skip
+    assert main([*train, "--hyp", "mosaic=0", "--hyp", "fliplr=0.0"]) == 0
+    card = json.loads((models / "tuned.card.json").read_text())
+    assert card["parent"].startswith("starter.onnx (sha256 ") and "recovered by models.recover" in card["parent"]
+    assert card["hyperparameters"] == {"mosaic": 0, "fliplr": 0.0}
+    assert (models / "tuned.base.pt").is_file() and (models / "tuned.onnx").is_file()
+    capsys.readouterr()
+    assert main([*train, "--name", "again", "--hyp", "mosaik=0"]) == 1
+    assert "--hyp mosaik is not an ultralytics training setting" in capsys.readouterr().err
+    assert not (models / "again.onnx").exists()

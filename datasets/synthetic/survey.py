@@ -907,7 +907,7 @@ def _write_flight(
     return paths
 
 
-def utm_crs(lat: float, lon: float) -> str:
+def _utm_crs(lat: float, lon: float) -> str:
     """The WGS84 UTM zone's EPSG code for a place, e.g. "EPSG:32651" for Hangzhou."""
     zone = min(60, int((lon + 180.0) // 6.0) + 1)
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
@@ -930,7 +930,7 @@ def _write_orthomosaic(
     from pyproj import Transformer
 
     lat0, lon0 = world.origin
-    crs = utm_crs(lat0, lon0)
+    crs = _utm_crs(lat0, lon0)
     to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     gsd = float(np.median([GroundProjector(s).gsd_m or 0.0 for s in shots]))
@@ -1056,6 +1056,7 @@ def write_two_flight_survey(
     lots_by_id = {lot.id: lot for lot in world.lots}
 
     flights = []
+    ortho_path: Path | None = None
     rng_flights = np.random.default_rng([seed, 4])
     for index, name in enumerate(("baseline", "survey")):
         light = _light(rng_flights, afternoon=index == 1)
@@ -1072,11 +1073,9 @@ def write_two_flight_survey(
         scene = _scene(world, light, changes, cars)
         paths = _write_flight(root / name, world, scene, shots, texture, seed, index, quality)
         if index == 0 and orthomosaic:
-            ortho_path: Path | None = _write_orthomosaic(
+            ortho_path = _write_orthomosaic(
                 root / "baseline_ortho.tif", world, scene, shots, texture, np.random.default_rng([seed, 150])
             )
-        elif index == 0:
-            ortho_path = None
         cars_latlon = tuple(
             (float(a), float(b)) for a, b in world.to_latlon(np.array([c.centre_en for c in cars]).reshape(-1, 2))
         )

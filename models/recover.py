@@ -40,6 +40,13 @@ def _initializers(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return weights, metadata
 
 
+def recovered_parent(onnx_path: Path) -> str:
+    """How a model card names a parent whose weights were recovered from an ONNX file."""
+    from vision.detectors.base import file_sha256
+
+    return f"{Path(onnx_path).name} (sha256 {file_sha256(Path(onnx_path))}), weights recovered by models.recover"
+
+
 def recover_weights(onnx_path: Path, out: Path, *, cfg: str = "yolov8n.yaml") -> Path:
     """Write `out` (an ultralytics .pt) whose model computes what `onnx_path` computes."""
     import onnxruntime

@@ -269,8 +269,7 @@ def _base_weights(base: str, out: Path, name: str) -> tuple[str, str]:
     if path.suffix.lower() != ".onnx":
         return base, base
     from models.errors import ModelsError
-    from models.recover import recover_weights
-    from vision.detectors.base import file_sha256
+    from models.recover import recover_weights, recovered_parent
 
     if not path.is_file():
         raise CommandError(f"base model {path} does not exist")
@@ -280,7 +279,7 @@ def _base_weights(base: str, out: Path, name: str) -> tuple[str, str]:
         recover_weights(path, recovered)
     except ModelsError as e:
         raise CommandError(f"cannot fine-tune from {path}: {e}") from e
-    return str(recovered), f"{path.name} (sha256 {file_sha256(path)}), weights recovered by models.recover"
+    return str(recovered), recovered_parent(path)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -164,9 +164,8 @@ def train_specialist(
 
     from datasets.yolo import merge_yolo_datasets
     from models.evaluate_detect import evaluate_model
-    from models.recover import recover_weights
+    from models.recover import recover_weights, recovered_parent
     from models.train import write_card
-    from vision.detectors.base import file_sha256
 
     spec = SPECIALISTS[kind]
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +225,7 @@ def train_specialist(
         report = evaluate_model(result.onnx, source, label_map=real.label_map, model_map=real.model_map, imgsz=imgsz)
         metrics[f"real:{real.folder}"] = {**report.to_json(), "license": real.license}
     card = json.loads(result.card.read_text(encoding="utf-8"))
-    parent = f"{STARTER_NAME}.onnx (sha256 {file_sha256(starter_model_path())}), weights recovered by models.recover"
+    parent = recovered_parent(starter_model_path())
     write_card(
         result.onnx, parent=parent, metrics=metrics, training_data=training_data, command=command,
         extra={k: card[k] for k in ("epochs", "train_seconds", "device") if k in card} | {"about": spec.about},

@@ -63,7 +63,13 @@ from pipelines.survey_geometry import (
     polygons_from_geojson,
     ring_area,
 )
-from pipelines.survey_structures import StructureCandidate, StructureRules, baseline_on_new_grid, compare_pair
+from pipelines.survey_structures import (
+    PairResult,
+    StructureCandidate,
+    StructureRules,
+    baseline_on_new_grid,
+    compare_pair,
+)
 from vision.change import Registration
 from vision.detectors.base import file_sha256
 from vision.errors import DroneMetadataError, OrthoError, RegistrationError
@@ -372,7 +378,7 @@ class OrthoRecord(_Strict):
     width: int  # of the level
     height: int
     gsd_m: float  # of the level
-    taken_at: datetime | None
+    file_time: datetime | None  # TIFF DateTime: when the file was made, not when the flight was
 
     def identity(self) -> tuple[str, int, int, int]:
         return (self.path, self.size, self.mtime_ns, self.level)
@@ -627,14 +633,21 @@ def _processing_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _survey_gsd_m(images: Sequence[PlannedImage]) -> float:
+    """The survey's median ground sample distance (0 without images)."""
+    return float(np.median([i.gsd_m for i in images])) if images else 0.0
+
+
 def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
     """The orthomosaic's record, at the coarsest level still as fine as the survey's median pixel."""
     try:
         ortho = read_orthomosaic(path)
     except OrthoError as e:
         raise SurveyError(f"baseline orthomosaic {e}") from e
-    gsd = float(np.median([i.gsd_m for i in images])) if images else ortho.gsd_m
-    level = ortho.level_for(gsd)
+    try:
+        level = ortho.level_for(_survey_gsd_m(images) or ortho.gsd_m)
+    except OrthoError as e:
+        raise SurveyError(f"baseline orthomosaic {e}") from e
     stat = path.stat()
     width, height = ortho.levels[level]
     return OrthoRecord(
@@ -648,7 +661,7 @@ def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
         width=width,
         height=height,
         gsd_m=round(ortho.level_gsd_m(level), 5),
-        taken_at=ortho.taken_at,
+        file_time=ortho.file_time,
     )
 
 
@@ -957,12 +970,12 @@ class _LoadedOrtho:
 
 def _ortho_view(
     record: OrthoRecord, projector: GroundProjector, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The orthomosaic's level pixels, their homography from the image's grid, and the view and its mask."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The homography from the image's grid to the orthomosaic's level, and the view there and its mask."""
     ortho, pixels, valid = _LoadedOrtho.get(record)
     homography = view_homography(ortho, record.level, size, projector.pixels_to_latlon)
     view, view_valid = render_view(pixels, valid, homography, size)
-    return pixels, homography, view, view_valid
+    return homography, view, view_valid
 
 
 def _compare_ortho(
@@ -979,7 +992,7 @@ def _compare_ortho(
     k = image.shot
     size = (k.width_px, k.height_px)
     try:
-        _, to_ortho, view, view_valid = _ortho_view(record, projector, size)
+        to_ortho, view, view_valid = _ortho_view(record, projector, size)
     except OrthoError as e:
         return ChangeRecord(error=f"{record.name}: {e}", tried=(record.name,)), []
     covered = float(view_valid.mean())
@@ -1001,24 +1014,36 @@ def _compare_ortho(
         )
     except RegistrationError as e:
         return ChangeRecord(error=f"{record.name}: {e}", tried=(record.name,)), []
+    # new image → view (the registration) → orthomosaic level (the geotags' homography)
+    to_level = to_ortho @ pair.registration.homography
+    return _pair_record(pair, projector, movers, record.name, record.sha256, to_level / to_level[2, 2], (record.name,))
+
+
+def _pair_record(
+    pair: PairResult,
+    projector: GroundProjector,
+    movers: Sequence[tuple[float, float, float, float]],
+    baseline: str,
+    baseline_sha256: str,
+    homography: np.ndarray,
+    tried: tuple[str, ...],
+) -> tuple[ChangeRecord, list[StructureRecord]]:
+    """One registered comparison's record (`homography`: new image → baseline pixels) and its structures."""
     structures = [
         _structure_record(c, projector, "vehicle" if _inside_any(*c.centre_px, movers) else None)
         for c in pair.candidates
     ]
-    # new image → view (the registration) → orthomosaic level (the geotags' homography)
-    to_level = to_ortho @ pair.registration.homography
-    to_level /= to_level[2, 2]
-    record_ = ChangeRecord(
-        baseline=record.name,
-        baseline_sha256=record.sha256,
-        homography=tuple((float(r[0]), float(r[1]), float(r[2])) for r in to_level.tolist()),
+    record = ChangeRecord(
+        baseline=baseline,
+        baseline_sha256=baseline_sha256,
+        homography=tuple((float(r[0]), float(r[1]), float(r[2])) for r in homography.tolist()),
         inliers=pair.registration.inliers,
         reprojection_error_px=round(pair.registration.reprojection_error_px, 3),
         regions=pair.regions,
         shaped=pair.shaped,
-        tried=(record.name,),
+        tried=tried,
     )
-    return record_, [s for s in structures if s is not None]
+    return record, [s for s in structures if s is not None]
 
 
 def _inside_any(x: float, y: float, boxes: Sequence[tuple[float, float, float, float]]) -> bool:
@@ -1076,21 +1101,9 @@ def _compare(
         except RegistrationError as e:
             errors.append(f"{base.name}: {e}")
             continue
-        structures = [
-            _structure_record(c, projector, "vehicle" if _inside_any(*c.centre_px, movers) else None)
-            for c in pair.candidates
-        ]
-        record = ChangeRecord(
-            baseline=base.name,
-            baseline_sha256=hashlib.sha256(data).hexdigest(),
-            homography=tuple((float(r[0]), float(r[1]), float(r[2])) for r in pair.registration.homography.tolist()),
-            inliers=pair.registration.inliers,
-            reprojection_error_px=round(pair.registration.reprojection_error_px, 3),
-            regions=pair.regions,
-            shaped=pair.shaped,
-            tried=tuple(b.name for b in candidates[: candidates.index(base) + 1]),
-        )
-        return record, [s for s in structures if s is not None]
+        tried = tuple(b.name for b in candidates[: candidates.index(base) + 1])
+        sha = hashlib.sha256(data).hexdigest()
+        return _pair_record(pair, projector, movers, base.name, sha, pair.registration.homography, tried)
     return ChangeRecord(error="; ".join(errors), tried=tuple(b.name for b in candidates)), []
 
 
@@ -1653,9 +1666,10 @@ def _construction_evidence(
     if change is None or change.homography is None or change.baseline is None:  # pragma: no cover
         raise SurveyError(f"finding {finding.id}: image {name} has no registration to the baseline")
     pixels = _source_pixels(plan, results, name)
-    if plan.baseline_ortho is not None:
-        base_pixels = _LoadedOrtho.get(plan.baseline_ortho)[1]
-        taken_at = plan.baseline_ortho.taken_at
+    ortho = plan.baseline_ortho
+    if ortho is not None:
+        base_pixels = _LoadedOrtho.get(ortho)[1]
+        taken_at = None  # an orthomosaic's flight time is not in the file
     else:
         base = next(b for b in plan.baseline_images if b.name == change.baseline)
         base_data, base_pixels = read_image(base.path)
@@ -1679,6 +1693,9 @@ def _construction_evidence(
         "baseline": {"name": change.baseline, "sha256": change.baseline_sha256,
                      "taken_at": taken_at.isoformat() if taken_at else None,
                      "homography_new_to_baseline": [list(r) for r in change.homography]},
+        **({"orthomosaic": {"crs": ortho.crs, "level": ortho.level, "gsd_m": ortho.gsd_m,
+                            "file_time": ortho.file_time.isoformat() if ortho.file_time else None}}
+           if ortho is not None else {}),
         "judgement": {"contrast_now": s.contrast_now, "contrast_before": s.contrast_before,
                       "lightness_now": s.lightness_now, "lightness_before": s.lightness_before,
                       "views": finding.views, "views_seen": finding.views_seen},
@@ -1988,7 +2005,7 @@ def finish_survey(plan: SurveyPlan, *, casebook: Casebook | None = None, vault: 
         if not len(streets):
             notes.append("no street polygons were given: no detection counts as street occupation")
         ortho = plan.baseline_ortho
-        gsd = float(np.median([i.gsd_m for i in plan.images])) if plan.images else 0.0
+        gsd = _survey_gsd_m(plan.images)
         if ortho is not None and gsd and ortho.gsd_m > 2 * gsd:
             notes.append(
                 f"the orthomosaic's pixels ({ortho.gsd_m:.2f} m) are over twice the survey's ({gsd:.2f} m): "

@@ -10,9 +10,9 @@ the baseline "looks like" the new image and image-to-image change detection appl
 
 Conventions are `vision.geo`'s: pixel coordinates are continuous with (0, 0) the top-left
 corner of the raster, and OpenCV's pixel centres lie at integers (subtract 0.5). Map
-coordinates are the raster's CRS in its native axis order as x (easting or longitude)
-and y (northing or latitude); lat/lon are WGS84 degrees, which CGCS2000 (EPSG:4490)
-matches to within centimetres.
+coordinates are the raster's CRS as x = easting or longitude, y = northing or latitude,
+whatever the CRS's own axis order (pyproj's `always_xy`, as GeoTIFF stores them); lat/lon
+are WGS84 degrees, which CGCS2000 (EPSG:4490) matches to within centimetres.
 
 What is refused, with the file and the reason: not a TIFF, no GeoTIFF georeferencing, a
 user-defined or unknown CRS, a raster tied by several tie points (GCPs: warp it onto a
@@ -68,7 +68,7 @@ class Orthomosaic:
     levels: tuple[tuple[int, int], ...]
     gsd_m: float
     bands: int
-    taken_at: datetime | None = None
+    file_time: datetime | None = None
 
     @property
     def width(self) -> int:
@@ -82,9 +82,19 @@ class Orthomosaic:
         return self.gsd_m * self.width / self.levels[level][0]
 
     def level_for(self, gsd_m: float) -> int:
-        """The coarsest level whose pixels are no larger than `gsd_m` (the finest when none is)."""
+        """The coarsest level whose pixels are no larger than `gsd_m` (the finest when none is), or,
+        when that level is too large to hold (`MAX_PIXELS`), the finest coarser one that is not."""
         fitting = [k for k in range(len(self.levels)) if self.level_gsd_m(k) <= gsd_m * 1.001]
-        return max(fitting) if fitting else 0
+        wanted = max(fitting) if fitting else 0
+        for level in range(wanted, len(self.levels)):
+            width, height = self.levels[level]
+            if width * height <= MAX_PIXELS:
+                return level
+        width, height = self.levels[-1]
+        raise OrthoError(
+            f"{self.path}: even its coarsest level is {width}x{height} pixels, more than {MAX_PIXELS:,} to hold "
+            "in memory; add overviews (gdaladdo)"
+        )
 
     def pixel_to_map(self, level: int = 0) -> np.ndarray:
         """The 3×3 affine from continuous pixel coordinates of `level` to map coordinates."""
@@ -236,8 +246,9 @@ def _ground_gsd_m(crs: str, t: Affine, width: int, height: int) -> float:
     return float(math.sqrt(abs(across * down)))
 
 
-def _taken_at(tags: Any) -> datetime | None:
-    tag = tags.get(306)  # DateTime, "YYYY:MM:DD HH:MM:SS"
+def _file_time(tags: Any) -> datetime | None:
+    """TIFF DateTime: when the file was made (for ODM, the processing run), not when the flight was."""
+    tag = tags.get(306)  # "YYYY:MM:DD HH:MM:SS"
     if tag is None:
         return None
     try:
@@ -267,7 +278,11 @@ def read_orthomosaic(path: str | os.PathLike[str]) -> Orthomosaic:
                 levels.append((int(dims["X"]), int(dims["Y"])))
             dtype = series.dtype
             photometric = page.photometric
-            taken_at = _taken_at(tags)
+            # JPEG tiles are stored as YCbCr (gdal_translate -co COMPRESS=JPEG -co PHOTOMETRIC=YCBCR, and
+            # tifffile's writer); the decoder hands them back as RGB
+            if photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression == tifffile.COMPRESSION.JPEG:
+                photometric = tifffile.PHOTOMETRIC.RGB
+            file_time = _file_time(tags)
     except OrthoError:
         raise
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, struct.error) as e:
@@ -280,7 +295,7 @@ def read_orthomosaic(path: str | os.PathLike[str]) -> Orthomosaic:
         kind = getattr(photometric, "name", photometric)
         raise OrthoError(f"{p}: {bands} bands with photometric {kind}: an orthomosaic is grey, RGB or RGBA")
     width, height = levels[0]
-    return Orthomosaic(p, crs, transform, tuple(levels), _ground_gsd_m(crs, transform, width, height), bands, taken_at)
+    return Orthomosaic(p, crs, transform, tuple(levels), _ground_gsd_m(crs, transform, width, height), bands, file_time)
 
 
 def view_homography(
@@ -332,7 +347,7 @@ def write_geotiff(
     transform: Affine,
     valid: np.ndarray | None = None,
     overviews: int = 0,
-    taken_at: datetime | None = None,
+    file_time: datetime | None = None,
 ) -> Path:
     """Write an 8-bit RGB(A) GeoTIFF as ODM does: tiled, deflate, alpha where `valid` is given.
 
@@ -363,8 +378,8 @@ def write_geotiff(
     if valid is not None:
         options["extrasamples"] = ["unassalpha"]
     first: dict[str, Any] = {"subifds": overviews, "extratags": [*georef, (_GEO_KEYS, "H", len(keys), keys)]}
-    if taken_at is not None:
-        first["datetime"] = taken_at.strftime("%Y:%m:%d %H:%M:%S")
+    if file_time is not None:
+        first["datetime"] = file_time.strftime("%Y:%m:%d %H:%M:%S")
     out = Path(path)
     with tifffile.TiffWriter(out) as tif:
         tif.write(rgb, **first, **options)

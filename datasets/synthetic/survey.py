@@ -973,7 +973,7 @@ def _write_orthomosaic(
         cv2.fillPoly(valid, [np.round(px * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     try:
         return write_geotiff(path, image, crs=crs, transform=transform, valid=valid > 0, overviews=2,
-                             taken_at=shots[0].taken_at)  # fmt: skip
+                             file_time=shots[0].taken_at)  # fmt: skip
     except OSError as e:
         raise ImageWriteError(f"cannot write {str(path)!r}") from e
 

@@ -24,11 +24,11 @@ from playwright.sync_api import Page, expect
 
 from cases.casebook import Casebook
 from datasets.synthetic.survey import SurveyTruth
+from datasets.synthetic.survey_oracle import TruthDetector
 from pipelines.survey_service import SurveyRequest, SurveyService
 from tests.api.browser import DOCS_SCREENSHOTS, Contexts, log_in
 from tests.api.live import LiveDeployment, serve_deployment
 from tests.conftest import wait_for
-from tests.pipelines.survey_detector import TruthDetector
 from tests.pipelines.test_survey import (
     CONFIG,
     TILE,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from datasets.synthetic.survey import SurveyTruth
+from datasets.synthetic.survey_oracle import TruthDetector
 from pipelines.survey_service import SurveyService
 from tests.api.conftest import Deployment
 from tests.conftest import wait_for
-from tests.pipelines.survey_detector import TruthDetector
 from tests.pipelines.test_survey import (
     CONFIG,
     TILE,

@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from cases.casebook import Casebook, Finding
 from cases.db import Database
 from cases.models import Case, CaseEvidence
 from datasets.synthetic.survey import SurveyTruth, write_two_flight_survey
+from datasets.synthetic.survey_oracle import SHA, TruthDetector, truth_objects
 from evidence.bundle import export_bundle, verify_bundle
 from evidence.package import load_package
 from evidence.vault import Vault
+from pipelines.evaluate_survey import STALL_TOLERANCE_GSD, STRUCTURE_TOLERANCE_GSD, score_survey
 from pipelines.survey import (
     ChangeConfig,
     SurveyConfig,
@@ -45,16 +48,11 @@ from pipelines.survey import (
     state_path,
 )
 from pipelines.survey_geometry import PlanarPolygons, polygons_from_geojson
-from tests.pipelines.survey_detector import SHA, TruthDetector, truth_objects
 from vision.geo import GroundProjector, latlon_to_enu_array, read_drone_shot
 from vision.ortho import read_orthomosaic, write_geotiff
 
 TILE = 256
 CONFIG = SurveyConfig(tiling=TilingConfig(tile=TILE), change=ChangeConfig(min_inliers=12))
-#: a stall's finding lies within this many ground sample distances of its true centre
-STALL_TOLERANCE_GSD = 1.0
-#: a structure's finding lies within this many ground sample distances of its roof's true centre
-STRUCTURE_TOLERANCE_GSD = 3.0
 #: a structure's area is measured within this share of its true roof area
 AREA_TOLERANCE = 0.25
 
@@ -326,7 +324,10 @@ def test_an_orthomosaic_finding_seals_the_orthomosaic_crop_beside_the_new_one(or
     for finding in ortho_filed.report.construction:
         violation, before = crops(ortho_filed, finding.id)
         assert (violation["baseline"]["name"], violation["baseline"]["sha256"]) == ("baseline_ortho.tif", sha)
-        assert violation["baseline"]["taken_at"] == "2026-04-08T10:00:00"  # the GeoTIFF's DateTime
+        # the GeoTIFF's DateTime is when the file was made: sealed as that, never as the flight's time
+        assert violation["baseline"]["taken_at"] is None
+        assert violation["orthomosaic"] == {"crs": "EPSG:32651", "level": 0, "gsd_m": load_plan(ortho_filed.out)
+                                            .baseline_ortho.gsd_m, "file_time": "2026-04-08T10:00:00"}  # fmt: skip
         # the same place cut from the baseline flight's own image: the orthomosaic was made from that flight
         (twin,) = [
             f for f in filed.report.construction if distance_m(survey, (f.lat, f.lon), (finding.lat, finding.lon)) < 2.0
@@ -355,13 +356,23 @@ def test_an_orthomosaic_of_another_place_compares_no_image_and_says_so(survey, t
     assert all(r is not None and "the orthomosaic elsewhere.tif covers 0% of it" in r for r in reasons), reasons
 
 
-def test_an_orthomosaic_changed_after_planning_is_refused_by_the_workers(survey, tmp_path):
+@pytest.mark.parametrize("change", ["grown", "same size and time"])
+def test_an_orthomosaic_changed_after_planning_is_refused_by_the_workers(survey, tmp_path, change):
     assert survey.orthomosaic_path is not None
     ortho = shutil.copy(survey.orthomosaic_path, tmp_path / "ortho.tif")
     plan = plan_survey(survey.survey.images[0].parent, out_dir=tmp_path / "out", model=_model(), baseline=ortho,
                        config=CONFIG)  # fmt: skip
-    with open(ortho, "ab") as f:
-        f.write(b"\0" * 16)  # still a readable TIFF, but not the one planned with
+    if change == "grown":
+        with open(ortho, "ab") as f:
+            f.write(b"\0" * 16)  # still a readable TIFF, but not the one planned with
+    else:  # a byte changed in place, the file's size and time kept: only its hash tells
+        stat = os.stat(ortho)
+        with open(ortho, "r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            last = f.read(1)
+            f.seek(-1, os.SEEK_END)
+            f.write(bytes([last[0] ^ 0xFF]))
+        os.utime(ortho, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(SurveyError, match=r"ortho\.tif changed since the survey was planned"):
         process_image(plan, plan.images[0].name, detector=TruthDetector.for_survey(survey, tile=TILE))
 
@@ -762,3 +773,27 @@ def test_a_finding_that_cannot_be_filed_is_reported_and_filed_on_the_next_run(su
         assert s.query(Case).count() == len({f.case_number for f in again.findings})
     vault.close()
     db.close()
+
+
+# --- the synthetic evaluation ----------------------------------------------------------------------
+
+
+def test_the_survey_score_counts_what_was_found_missed_and_made_up(filed):
+    survey, report = filed.survey, filed.report
+    score = score_survey(survey, report)
+    unpermitted = [s for s in survey.structures if not s.permitted]
+    assert (score.structures, score.structures_found, score.construction_false) == (len(unpermitted),) * 2 + (0,)
+    assert score.permitted_skipped == score.permitted == len(survey.structures) - len(unpermitted)
+    assert (score.stalls, score.stalls_found, score.occupation_false) == (len(survey.stalls),) * 2 + (0,)
+    assert max(score.structure_errors_m) < 3 * max(f.gsd_m for f in report.construction)
+    assert max(score.area_errors) < AREA_TOLERANCE and score.change_s is not None
+
+    # one structure missed, one made-up finding far from anything, a permit's structure reported
+    first, *rest = report.construction
+    far = first.model_copy(update={"id": "made-up", "lat": first.lat + 0.01})
+    (skip,) = report.skipped_permitted[:1]
+    at_permit = first.model_copy(update={"id": "at-permit", "lat": skip.lat, "lon": skip.lon})
+    worse = score_survey(survey, report.model_copy(update={"findings": (*report.occupation, *rest, far, at_permit)}))
+    assert worse.structures_found == score.structures_found - 1
+    assert worse.construction_false == 2
+    assert worse.permitted_skipped == score.permitted_skipped - 1

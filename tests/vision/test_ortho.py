@@ -39,10 +39,10 @@ def test_a_north_up_orthomosaic_reads_back_its_grid_pixels_mask_and_date(tmp_pat
     valid = np.ones(image.shape[:2], bool)
     valid[:40, :60] = False  # not flown
     taken = datetime(2026, 4, 8, 10, 0)
-    path = write_geotiff(tmp_path / "o.tif", image, crs=UTM51, transform=NORTH_UP, valid=valid, taken_at=taken)
+    path = write_geotiff(tmp_path / "o.tif", image, crs=UTM51, transform=NORTH_UP, valid=valid, file_time=taken)
     ortho = read_orthomosaic(path)
     assert ortho.crs == UTM51 and ortho.transform == NORTH_UP
-    assert ortho.levels == ((400, 300),) and ortho.bands == 4 and ortho.taken_at == taken
+    assert ortho.levels == ((400, 300),) and ortho.bands == 4 and ortho.file_time == taken
     # a UTM metre 2.85° from the central meridian is 1/k metres on the ground, k ≈ 1.0005 there
     lon, lat = Transformer.from_crs(UTM51, "EPSG:4326", always_xy=True).transform(226040.0, 3352570.0)
     k = Proj(UTM51).get_factors(lon, lat).meridional_scale
@@ -64,6 +64,22 @@ def test_pixels_and_lat_lon_convert_both_ways_as_pyproj_does(tmp_path):
                                                              abs=1e-6)  # fmt: skip
     points = np.array([[0.0, 0.0], [123.4, 56.7], [400.0, 300.0]])
     assert ortho.latlons_to_pixels(ortho.pixels_to_latlons(points)) == pytest.approx(points, abs=1e-6)
+
+
+@pytest.mark.parametrize(("compression", "tolerance"), [("lzw", 0), ("jpeg", 12), ("webp", 0)])
+def test_orthomosaics_compressed_as_pix4d_metashape_and_cogs_do_are_read(tmp_path, compression, tolerance):
+    # LZW (Pix4D, Metashape), JPEG stored as YCbCr (COGs from gdal_translate), WebP: the georeferencing of
+    # a file written as ODM does, copied onto each
+    image = cv2.resize(pattern(15, 20), (400, 300), interpolation=cv2.INTER_NEAREST)  # flat 20 px squares
+    with tifffile.TiffFile(write_geotiff(tmp_path / "odm.tif", image, crs=UTM51, transform=NORTH_UP)) as tif:
+        tags = tif.pages[0].tags.values()
+        geo = [(t.code, t.dtype, t.count, t.value) for t in tags if t.code in (33550, 33922, 34735)]
+    path = raw_tiff(tmp_path / f"{compression}.tif", image[:, :, ::-1], geo, photometric="rgb", tile=(256, 256),
+                    compression=compression)  # fmt: skip
+    ortho = read_orthomosaic(path)
+    assert (ortho.crs, ortho.transform, ortho.levels) == (UTM51, NORTH_UP, ((400, 300),))
+    pixels, mask = ortho.read()
+    assert mask.all() and np.abs(pixels.astype(int) - image.astype(int)).mean() <= tolerance
 
 
 def test_overviews_are_levels_with_their_own_pixel_size(tmp_path):
@@ -175,6 +191,10 @@ def test_a_level_too_large_to_hold_is_refused_before_decoding(tmp_path, monkeypa
     with pytest.raises(OrthoError, match="more than 100,000 to hold in memory; add overviews"):
         ortho.read(0)
     assert ortho.read(1)[0].shape == (150, 200, 3)
+    assert ortho.level_for(0.1) == 1  # the finest level is wanted, the next one fits
+    monkeypatch.setattr(ortho_module, "MAX_PIXELS", 1_000)
+    with pytest.raises(OrthoError, match="even its coarsest level is 200x150 pixels, more than 1,000"):
+        ortho.level_for(0.1)
 
 
 def _nadir_shot(lat: float, lon: float, yaw: float) -> DroneShot:
@@ -205,6 +225,11 @@ def test_a_view_puts_each_place_of_the_orthomosaic_where_the_drone_image_sees_it
     got = view[ys.ravel()[inner], xs.ravel()[inner]]
     assert inner.sum() > 100
     assert np.abs(expected.astype(int) - got.astype(int)).max() <= 2
+    # and to a hundredth of a pixel: the homography maps pixel indices (centres) to pixel indices
+    indices = np.array([[0.0, 0.0], [239.0, 0.0], [120.0, 80.0], [17.0, 151.0]])
+    mapped = cv2.perspectiveTransform(indices.reshape(-1, 1, 2), homography).reshape(-1, 2)
+    through_the_ground = ortho.latlons_to_pixels(projector.pixels_to_latlon(indices + 0.5)) - 0.5
+    assert mapped == pytest.approx(through_the_ground, abs=0.01)
 
 
 def test_a_view_beyond_the_orthomosaic_holds_no_data(tmp_path):

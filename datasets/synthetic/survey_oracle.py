@@ -1,6 +1,7 @@
-"""A detector for survey tests that finds exactly what a synthetic survey's truth put there.
+"""A detector that finds exactly what a synthetic survey's truth put there (an oracle).
 
-The survey pipeline, not a model, is under test: this detector knows, for every tile the
+It measures the survey pipeline (tiling, merging, registration, change detection, permits)
+apart from any model, in the tests and in `pipelines.evaluate_survey`: it knows, for every tile the
 pipeline will cut from every image, which truth objects it shows, and reports their
 boxes clipped to the tile, as a detector sees an object cut by the tile's edge.
 It recognises a tile by its exact pixels (the pipeline decodes the same files), so it
@@ -72,6 +73,8 @@ class TruthDetector(Detector):
         objects = list(objects)
         for image_path, shot in views:
             image = cv2.imdecode(np.frombuffer(Path(image_path).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"{image_path} is not an image the oracle can read")
             projector = GroundProjector(shot)
             boxes = []
             for name, ring in objects:
@@ -98,12 +101,12 @@ class TruthDetector(Detector):
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
-            raise RuntimeError(f"the detector failed on call {self.calls} (as the test asked)")
+            raise RuntimeError(f"the detector failed on call {self.calls} (as asked by fail_after)")
         out = []
         for tile in images:
             key = _tile_key(tile)
             if key not in self._table:
-                raise AssertionError(f"a {tile.shape} tile the test detector was not prepared for")
+                raise ValueError(f"a {tile.shape} tile the oracle detector was not prepared for")
             shown = self._table[key]
             out.append(
                 Detections(

@@ -232,7 +232,7 @@ def _deployed_classes(registry_root: Path) -> list[str]:
 #: training settings `nonsite train` decides itself (its own options, or the offline rules)
 MANAGED_SETTINGS = frozenset(
     {"data", "epochs", "imgsz", "batch", "device", "workers", "seed", "time", "project", "name", "exist_ok",
-     "plots", "model", "resume", "deterministic", "verbose", "mode", "task"}
+     "plots", "model", "resume", "deterministic", "verbose", "mode", "task", "cfg", "save", "format"}
 )  # fmt: skip
 
 
@@ -253,7 +253,7 @@ def parse_hyp(items: list[str], known: set[str]) -> dict[str, Any]:
         if key in MANAGED_SETTINGS:
             raise CommandError(f"--hyp {key} is set by nonsite train itself; use its own option (see --help)")
         if key not in known:
-            raise CommandError(f"--hyp {key} is not an ultralytics training setting")
+            raise CommandError(f"--hyp {key} is not an ultralytics setting")
         try:
             settings[key] = yaml.safe_load(value)
         except yaml.YAMLError as e:

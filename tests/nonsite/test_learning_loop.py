@@ -101,6 +101,27 @@ def test_train_evaluate_register_gate_promote_and_the_cameras_switch(day: Path, 
     assert (last["event"], last["forced"], last["reason"]) == ("promote", True, "loop test")
 
 
+@pytest.mark.train
+@pytest.mark.parametrize(
+    ("asked", "cuda", "resolved"),
+    [("auto", True, "0"), ("auto", False, "cpu"), ("cpu", True, "cpu"), ("1", True, "1"), ("0", False, None)],
+)
+def test_training_runs_on_cuda_when_torch_sees_it_and_says_so_when_asked_for_a_missing_one(
+    monkeypatch: pytest.MonkeyPatch, asked: str, cuda: bool, resolved: str | None
+) -> None:
+    import torch
+
+    from models.errors import ModelsError
+    from models.train import _resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    if resolved is None:
+        with pytest.raises(ModelsError, match="device '0' asked for, but torch sees no CUDA device here"):
+            _resolve_device(asked)
+    else:
+        assert _resolve_device(asked) == resolved
+
+
 def test_training_settings_are_checked_by_name_and_read_as_values() -> None:
     from nonsite.cli import CommandError
     from nonsite.learning_cli import parse_hyp
@@ -109,10 +130,11 @@ def test_training_settings_are_checked_by_name_and_read_as_values() -> None:
     assert parse_hyp(["mosaic=0", "hsv_h=0.015", "optimizer=AdamW", "cos_lr=true"], known) == {
         "mosaic": 0, "hsv_h": 0.015, "optimizer": "AdamW", "cos_lr": True
     }  # fmt: skip
-    with pytest.raises(CommandError, match="--hyp mosiac is not an ultralytics training setting"):
+    with pytest.raises(CommandError, match="--hyp mosiac is not an ultralytics setting"):
         parse_hyp(["mosiac=0"], known)
-    with pytest.raises(CommandError, match="--hyp epochs is set by nonsite train itself"):
-        parse_hyp(["epochs=3"], known | {"epochs"})
+    for managed in ("epochs", "cfg", "save"):  # cfg= would replace every setting nonsite passes
+        with pytest.raises(CommandError, match=f"--hyp {managed} is set by nonsite train itself"):
+            parse_hyp([f"{managed}=x"], known | {managed})
     with pytest.raises(CommandError, match="--hyp takes KEY=VALUE, got 'mosaic'"):
         parse_hyp(["mosaic"], known)
 
@@ -133,5 +155,5 @@ def test_a_shipped_onnx_model_is_fine_tuned_from_its_recovered_weights_with_sett
     assert (models / "tuned.base.pt").is_file() and (models / "tuned.onnx").is_file()
     capsys.readouterr()
     assert main([*train, "--name", "again", "--hyp", "mosaik=0"]) == 1
-    assert "--hyp mosaik is not an ultralytics training setting" in capsys.readouterr().err
+    assert "--hyp mosaik is not an ultralytics setting" in capsys.readouterr().err
     assert not (models / "again.onnx").exists()

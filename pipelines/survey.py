@@ -941,7 +941,7 @@ def _view_check(gsd_m: float, size: tuple[int, int], limit_m: float) -> Callable
 
 
 class _LoadedOrtho:
-    """One orthomosaic level in memory, shared by every image of a batch in this process."""
+    """One orthomosaic level in memory, shared by every image of a batch in this process until the batch ends."""
 
     _cache: tuple[tuple[str, int, int, int], tuple[Orthomosaic, np.ndarray, np.ndarray]] | None = None
 
@@ -966,6 +966,10 @@ class _LoadedOrtho:
         valid.flags.writeable = False
         cls._cache = (record.identity(), (ortho, pixels, valid))
         return ortho, pixels, valid
+
+    @classmethod
+    def release(cls) -> None:
+        cls._cache = None
 
 
 def _ortho_view(
@@ -2076,7 +2080,8 @@ def finish_survey(plan: SurveyPlan, *, casebook: Casebook | None = None, vault: 
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(report_markdown(report))
         os.replace(tmp, out / "report.md")
-        return report
+    _LoadedOrtho.release()  # the survey is done: its orthomosaic need not stay in this process's memory
+    return report
 
 
 # --- the whole run -------------------------------------------------------------------------------------

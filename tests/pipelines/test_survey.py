@@ -33,6 +33,7 @@ from datasets.synthetic.survey_oracle import SHA, TruthDetector, truth_objects
 from evidence.bundle import export_bundle, verify_bundle
 from evidence.package import load_package
 from evidence.vault import Vault
+from pipelines import survey as survey_module
 from pipelines.evaluate_survey import STALL_TOLERANCE_GSD, STRUCTURE_TOLERANCE_GSD, score_survey
 from pipelines.survey import (
     ChangeConfig,
@@ -308,6 +309,7 @@ def test_against_the_baseline_orthomosaic_the_same_structures_are_found_and_perm
     assert plan.baseline_ortho is not None and plan.baseline_images == ()
     assert (plan.baseline_ortho.crs, plan.baseline_ortho.level) == ("EPSG:32651", 0)  # as fine as the survey's pixels
     assert plan.baseline_ortho.sha256 == hashlib.sha256(survey.orthomosaic_path.read_bytes()).hexdigest()
+    assert survey_module._LoadedOrtho._cache is None  # the survey is done: its orthomosaic is out of memory
 
 
 def test_an_orthomosaic_finding_seals_the_orthomosaic_crop_beside_the_new_one(ortho_filed, filed):

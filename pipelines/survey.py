@@ -639,12 +639,10 @@ def _survey_gsd_m(images: Sequence[PlannedImage]) -> float:
 
 
 def _plan_ortho(path: Path, images: Sequence[PlannedImage]) -> OrthoRecord:
-    """The orthomosaic's record, at the coarsest level still as fine as the survey's median pixel."""
+    """The orthomosaic's record, at the coarsest level still as fine as the survey's median pixel (or the
+    finest coarser one that fits in memory)."""
     try:
         ortho = read_orthomosaic(path)
-    except OrthoError as e:
-        raise SurveyError(f"baseline orthomosaic {e}") from e
-    try:
         level = ortho.level_for(_survey_gsd_m(images) or ortho.gsd_m)
     except OrthoError as e:
         raise SurveyError(f"baseline orthomosaic {e}") from e

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import DatasetError
-from datasets.synthetic.survey import SurveyTruth, write_two_flight_survey
+from datasets.synthetic.survey import StallTruth, StructureTruth, SurveyTruth, write_two_flight_survey
 from datasets.synthetic.survey_oracle import TruthDetector
-from pipelines.survey import SurveyConfig, SurveyError, SurveyReport, TilingConfig, run_survey
+from pipelines.survey import SurveyConfig, SurveyError, SurveyFinding, SurveyReport, TilingConfig, run_survey
 from vision.geo import latlon_to_enu_array
 
 #: a structure's finding lies within this many ground sample distances of its roof's true centre
@@ -83,16 +83,19 @@ def _match(pairs: list[tuple[float, str, str]]) -> dict[str, tuple[str, float]]:
 def score_survey(truth: SurveyTruth, report: SurveyReport) -> SurveyScore:
     """Match a survey report's findings to what the synthetic survey really holds."""
 
-    def distance(a: tuple[float, float], b: tuple[float, float]) -> float:
-        en = latlon_to_enu_array(*truth.origin, [a, b])
-        return float(np.hypot(*(en[0] - en[1])))
+    places: list[StructureTruth | StallTruth | SurveyFinding] = [*truth.structures, *truth.stalls, *report.findings]
+    points = latlon_to_enu_array(*truth.origin, [(p.lat, p.lon) for p in places])
+    enu = {id(p): point for p, point in zip(places, points, strict=True)}
+
+    def distance(a: object, b: object) -> float:
+        return float(np.hypot(*(enu[id(a)] - enu[id(b)])))
 
     unpermitted = [s for s in truth.structures if not s.permitted]
     found = _match([
         (d, s.id, f.id)
         for s in unpermitted
         for f in report.construction
-        if (d := distance((f.lat, f.lon), (s.lat, s.lon))) <= STRUCTURE_TOLERANCE_GSD * f.gsd_m
+        if (d := distance(f, s)) <= STRUCTURE_TOLERANCE_GSD * f.gsd_m
     ])  # fmt: skip
     areas = {f.id: f.area_m2 for f in report.construction}
     area_errors = [
@@ -104,8 +107,7 @@ def score_survey(truth: SurveyTruth, report: SurveyReport) -> SurveyScore:
     permitted = [s for s in truth.structures if s.permitted]
     skipped_numbers = {s.permit_no for s in report.skipped_permitted}
     skipped = sum(
-        s.permit_no in skipped_numbers
-        and not any(distance((f.lat, f.lon), (s.lat, s.lon)) < PERMIT_CLEAR_M for f in report.construction)
+        s.permit_no in skipped_numbers and not any(distance(f, s) < PERMIT_CLEAR_M for f in report.construction)
         for s in permitted
     )
 
@@ -113,7 +115,7 @@ def score_survey(truth: SurveyTruth, report: SurveyReport) -> SurveyScore:
         (d, s.id, f.id)
         for s in truth.stalls
         for f in report.occupation
-        if f.class_name == s.kind and (d := distance((f.lat, f.lon), (s.lat, s.lon))) <= STALL_TOLERANCE_GSD * f.gsd_m
+        if f.class_name == s.kind and (d := distance(f, s)) <= STALL_TOLERANCE_GSD * f.gsd_m
     ])  # fmt: skip
 
     change = [i.seconds["change"] for i in report.images if "change" in i.seconds]

@@ -87,14 +87,17 @@ class Orthomosaic:
         fitting = [k for k in range(len(self.levels)) if self.level_gsd_m(k) <= gsd_m * 1.001]
         wanted = max(fitting) if fitting else 0
         for level in range(wanted, len(self.levels)):
-            width, height = self.levels[level]
-            if width * height <= MAX_PIXELS:
+            if self._holdable(level):
                 return level
         width, height = self.levels[-1]
         raise OrthoError(
             f"{self.path}: even its coarsest level is {width}x{height} pixels, more than {MAX_PIXELS:,} to hold "
             "in memory; add overviews (gdaladdo)"
         )
+
+    def _holdable(self, level: int) -> bool:
+        width, height = self.levels[level]
+        return width * height <= MAX_PIXELS
 
     def pixel_to_map(self, level: int = 0) -> np.ndarray:
         """The 3×3 affine from continuous pixel coordinates of `level` to map coordinates."""
@@ -128,7 +131,7 @@ class Orthomosaic:
         if not 0 <= level < len(self.levels):
             raise OrthoError(f"{self.path}: level {level} does not exist (it has {len(self.levels)})")
         width, height = self.levels[level]
-        if width * height > MAX_PIXELS:
+        if not self._holdable(level):
             raise OrthoError(
                 f"{self.path}: level {level} is {width}x{height} pixels, more than {MAX_PIXELS:,} to hold in memory; "
                 "add overviews (gdaladdo) or choose a coarser level"

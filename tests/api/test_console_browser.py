@@ -214,8 +214,8 @@ def test_the_party_sees_the_evidence_and_states_a_defense_that_the_officer_reads
 def test_an_engineer_redraws_a_zone_by_clicking_points(live: LiveDeployment, browsers: Contexts) -> None:
     page = browsers.new_page()
     log_in(page, live, "engineer-sun")
-    # CI once saw this click leave the camera list in place (3 frames after 10 s): a click landing while
-    # the list re-renders just after login is lost. Click again until the camera's page is up.
+    # CI once saw this click leave the camera list in place (3 frames after 10 s; the cause was not found:
+    # no re-render of the list after login is known). Click again until the camera's page is up.
     for _ in range(3):
         page.get_by_test_id("camera-card").filter(has_text="cam-street").click()
         try:

@@ -3,7 +3,7 @@
 
 import { cameraName, navigate } from "./app.js";
 import { t, tv } from "./i18n.js";
-import { api, fill, fmtNumber, fmtRate, h, hashWith, toast } from "./util.js";
+import { api, fill, fmtNumber, fmtRate, h, hashWith, localInputValue, toast } from "./util.js";
 
 const GROUP_COLUMNS = [
   ["detections", "num"],
@@ -26,7 +26,14 @@ const OFFICER_COLUMNS = [
   ["median_hours_to_review", "hours"],
 ];
 
-const isoDay = (d) => d.toISOString().slice(0, 10);
+/** The local calendar day `offset` days from today, as a date input shows it. (toISOString gives
+ * the UTC day: in Beijing that is still yesterday until 08:00, and a period ending at its local
+ * midnight would leave out everything since.) */
+function localDay(offset) {
+  const d = new Date();
+  d.setDate(d.getDate() + offset);
+  return localInputValue(d).slice(0, 10);
+}
 
 function cell(value, format) {
   if (format === "rate") return fmtRate(value);
@@ -36,9 +43,8 @@ function cell(value, format) {
 
 export function kpiPage(root, params) {
   const by = ["all", "camera", "kind"].includes(params.by) ? params.by : "all";
-  const today = new Date();
-  const to = params.to || isoDay(new Date(today.getTime() + 86400000));
-  const from = params.from || isoDay(new Date(today.getTime() - 29 * 86400000));
+  const to = params.to || localDay(1);
+  const from = params.from || localDay(-29);
   const body = h("div", {}, h("p", { class: "muted" }, t("loading")));
   const go = (changes) => navigate(hashWith("/kpi", { by, from, to, ...changes }));
   fill(

@@ -11,7 +11,9 @@ docs/screenshots/.
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -161,6 +163,35 @@ def test_the_language_switch_is_remembered_and_covers_every_page(live: LiveDeplo
     page.get_by_test_id("lang-switch").click()
     expect(page.locator("main h1")).to_have_text("统计")
     assert page.evaluate("localStorage.getItem('nonsite.lang')") == "zh"
+
+
+@pytest.mark.parametrize(
+    ("utc_now", "first_day", "last_day"),
+    [
+        # 01:30 in Beijing on 8 December is still 7 December in UTC: CI once saw the page's default
+        # period end at Beijing midnight of the 8th, hours before the demo cases were opened
+        (datetime(2026, 12, 7, 17, 30, tzinfo=UTC), "2026-11-09", "2026-12-08"),
+        (datetime(2026, 12, 8, 9, 0, tzinfo=UTC), "2026-11-09", "2026-12-08"),
+    ],
+)
+def test_the_kpi_page_covers_the_last_thirty_local_days_by_default(
+    live: LiveDeployment, browsers: Contexts, utc_now: datetime, first_day: str, last_day: str
+) -> None:
+    page = browsers.new_page()  # in Asia/Shanghai
+    page.clock.set_fixed_time(utc_now)
+    log_in(page, live, "head-chen")
+    with page.expect_request(lambda r: "/api/kpi?" in r.url) as sent:
+        page.goto(f"{live.url}/#/kpi")
+    expect(page.get_by_test_id("kpi-from")).to_have_value(first_day)
+    day_after = (date.fromisoformat(last_day) + timedelta(days=1)).isoformat()
+    expect(page.get_by_test_id("kpi-to")).to_have_value(day_after)  # the period ends at the start of this day
+    query = parse_qs(urlparse(sent.value.url).query)
+    beijing = timezone(timedelta(hours=8))
+    start = datetime.fromisoformat(query["start"][0])
+    end = datetime.fromisoformat(query["end"][0])
+    assert start == datetime.combine(date.fromisoformat(first_day), time(), beijing)
+    assert end == datetime.combine(date.fromisoformat(day_after), time(), beijing)
+    assert start < utc_now < end
 
 
 def test_a_map_point_opens_its_case(live: LiveDeployment, browsers: Contexts) -> None:
